@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import ClassVar
 
 CHANNELS: tuple[str, ...] = (
@@ -60,7 +61,7 @@ class Record:
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return _field_names(cls)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -272,3 +273,8 @@ def normalize_email(email: str | None) -> str | None:
         return None
     cleaned = email.strip().lower()
     return cleaned or None
+
+
+@cache
+def _field_names(record_type: type[Record]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(record_type))

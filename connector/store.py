@@ -30,8 +30,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    literal_column,
-    or_,
     select,
     update,
 )
@@ -39,13 +37,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from connector import model, schema
+from connector import bulk, model, schema
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=model.Record)
-
-_KEY = ("source", "external_id")
 
 
 class StoreError(RuntimeError):
@@ -186,19 +182,6 @@ class Store:
 
     # ----- upserts ---------------------------------------------------------------------
 
-    def _upsert_statement(self, record_type: type[model.Record]) -> Any:
-        table = schema.table_for(record_type)
-        data_cols = [c for c in record_type.field_names() if c not in _KEY]
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        stmt = insert(table)
-        excluded = stmt.excluded
-        changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in data_cols))
-        return stmt.on_conflict_do_update(
-            index_elements=list(_KEY),
-            set_={c: excluded[c] for c in [*data_cols, "synced_at"]},
-            where=changed,
-        )
-
     def upsert(
         self,
         records: Iterable[model.Record],
@@ -231,43 +214,47 @@ class Store:
         now: datetime,
         report: UpsertReport,
     ) -> None:
-        buffers: dict[type[model.Record], dict[tuple[str, str], dict[str, Any]]] = {}
+        buffers: dict[type[model.Record], dict[tuple[str, str], tuple[Any, ...]]] = {}
         max_ids: dict[type[model.Record], int] = {}
         affected: dict[type[model.Record], int] = {}
+        plans: dict[type[model.Record], bulk.BulkPlan] = {}
 
         def flush(record_type: type[model.Record]) -> None:
             rows = list(buffers.pop(record_type, {}).values())
             if not rows:
                 return
-            counts = report.counts(record_type.entity)
-            stmt = self._upsert_statement(record_type)
+            plan = plans[record_type]
             if self.dialect == "postgresql":
-                # psycopg reports no rowcount for executemany; RETURNING gives one row per
-                # written record (skipped unchanged ones return nothing) and xmax = 0 marks
-                # a fresh insert. SQLAlchemy batches it into multi-row VALUES, which is
-                # also far faster than one round trip per record.
-                written = conn.execute(stmt.returning(literal_column("xmax = 0")), rows).all()
-                counts.inserted += sum(1 for (fresh,) in written if fresh)
-                counts.updated += sum(1 for (fresh,) in written if not fresh)
+                inserted, updated = bulk.write_postgres(conn, plan, rows)
+                counts = report.counts(record_type.entity)
+                counts.inserted += inserted
+                counts.updated += updated
                 return
             if record_type not in max_ids:
                 # SQLite gives new rows rowids above the current maximum and keeps the rowid
                 # on update, so rows above the old maximum are exactly the inserted ones.
-                table = schema.table_for(record_type)
-                max_ids[record_type] = conn.execute(select(func.max(table.c.id))).scalar() or 0
+                max_ids[record_type] = (
+                    conn.execute(select(func.max(plan.table.c.id))).scalar() or 0
+                )
                 affected[record_type] = 0
-            affected[record_type] += max(conn.execute(stmt, rows).rowcount, 0)
+            affected[record_type] += bulk.write_sqlite(conn, plan, rows)
 
         for record in records:
             record_type = type(record)
-            if record_type not in schema.ENTITY_TABLES:
-                raise TypeError(f"not a normalized record: {record_type.__name__}")
-            row = {name: getattr(record, name) for name in record_type.field_names()}
-            row["synced_at"] = now
+            plan = plans.get(record_type)
+            if plan is None:
+                if record_type not in schema.ENTITY_TABLES:
+                    raise TypeError(f"not a normalized record: {record_type.__name__}")
+                plan = plans[record_type] = bulk.plan_for(record_type, self.dialect)
             buffer = buffers.setdefault(record_type, {})
-            # A duplicate key inside one INSERT would make PostgreSQL refuse the batch
-            # ("ON CONFLICT DO UPDATE command cannot affect row a second time").
-            buffer[(record.source, record.external_id)] = row
+            # One key once per statement: PostgreSQL refuses "ON CONFLICT DO UPDATE command
+            # cannot affect row a second time", and the last version is the one to keep.
+            try:
+                buffer[(record.source, record.external_id)] = plan.row(record, now)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(
+                    f"{record_type.entity} {record.source}:{record.external_id}: {exc}"
+                ) from None
             report.counts(record_type.entity).read += 1
             if len(buffer) >= batch_size:
                 flush(record_type)
@@ -275,7 +262,7 @@ class Store:
             flush(record_type)
 
         for record_type, max_before in max_ids.items():
-            table = schema.table_for(record_type)
+            table = plans[record_type].table
             inserted = conn.execute(
                 select(func.count()).select_from(table).where(table.c.id > max_before)
             ).scalar_one()
