@@ -1,0 +1,121 @@
+"""Campaign costs (DESIGN section 5): mapped ad spend plus approved expenses.
+
+Each day's spend and each expense is converted at its own day's rate (the ad day is the ad
+account's day), summed exactly, and rounded once. A CRM campaign with no ad mapping and no
+expenses takes the CRM's own actual cost (events entered by hand); that cost counts in the
+period where the campaign starts, and the connector does not own it (it is never written
+back). Spend of ad campaigns that map to no CRM campaign is kept apart as unmapped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from connector import model
+from connector.mapping import CampaignMapper
+from connector.money import FxRates, quantize
+from connector.periods import Period
+
+CampaignKey = tuple[str, str]
+
+
+@dataclass
+class DailyCost:
+    """Exact (unrounded) cost per campaign and day in the reporting currency."""
+
+    by_campaign: dict[CampaignKey, dict[date, Decimal]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(Decimal))
+    )
+    owned: set[CampaignKey] = field(default_factory=set)
+    crm_actual: dict[CampaignKey, tuple[date | None, Decimal]] = field(default_factory=dict)
+    unmapped: dict[tuple[str, str], dict[date, Decimal]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(Decimal))
+    )
+    unmapped_names: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def daily_costs(
+    campaigns: list[model.Campaign],
+    ad_campaigns: list[model.AdCampaign],
+    spend: list[model.AdSpendDay],
+    expenses: list[model.Expense],
+    mapper: CampaignMapper,
+    fx: FxRates,
+) -> DailyCost:
+    result = DailyCost()
+    names = {(a.source, a.external_id): a.name for a in ad_campaigns}
+    resolved: dict[tuple[str, str], CampaignKey | None] = {}
+    for day in spend:
+        ad_key = (day.source, day.ad_campaign_id)
+        if ad_key not in resolved:
+            found = mapper.resolve(day.source, day.ad_campaign_id, names.get(ad_key))
+            resolved[ad_key] = (found.crm_source, found.crm_campaign_id) if found else None
+        amount = fx.convert_exact(day.spend, day.currency, day.day)
+        target = resolved[ad_key]
+        if target is None:
+            result.unmapped[ad_key][day.day] += amount
+            result.unmapped_names[ad_key] = names.get(ad_key, day.ad_campaign_id)
+        else:
+            result.by_campaign[target][day.day] += amount
+            result.owned.add(target)
+    for expense in expenses:
+        if expense.status != "approved":
+            continue
+        target = (expense.campaign_source, expense.campaign_id)
+        result.by_campaign[target][expense.incurred_on] += fx.convert_exact(
+            expense.amount, expense.currency, expense.incurred_on
+        )
+        result.owned.add(target)
+    for campaign in campaigns:
+        key = (campaign.source, campaign.external_id)
+        if key in result.owned or campaign.actual_cost is None:
+            continue
+        on = campaign.start_date or campaign.end_date or date.today()
+        result.crm_actual[key] = (
+            campaign.start_date,
+            fx.convert_exact(campaign.actual_cost, campaign.currency or fx.reporting_currency, on),
+        )
+    return result
+
+
+def campaign_cost(
+    costs: DailyCost,
+    key: CampaignKey,
+    currency: str,
+    period: Period | None,
+    as_of: date | None = None,
+) -> Decimal:
+    """A campaign's cost in ``period`` (or lifetime), rounded once, up to ``as_of``."""
+    total = Decimal(0)
+    days = costs.by_campaign.get(key)
+    if days:
+        for day, amount in days.items():
+            if (period is None or day in period) and (as_of is None or day <= as_of):
+                total += amount
+    elif key in costs.crm_actual:
+        start, amount = costs.crm_actual[key]
+        if period is None or start is None or start in period:
+            total = amount
+    return quantize(total, currency)
+
+
+def unmapped_spend(
+    costs: DailyCost, currency: str, period: Period | None
+) -> list[tuple[str, str, str, Decimal]]:
+    """(ad source, ad campaign id, name, spend) for spend mapped to no CRM campaign."""
+    rows = []
+    for (source, ad_id), days in sorted(costs.unmapped.items()):
+        total = sum((a for d, a in days.items() if period is None or d in period), Decimal(0))
+        if total:
+            rows.append(
+                (
+                    source,
+                    ad_id,
+                    costs.unmapped_names.get((source, ad_id), ad_id),
+                    quantize(total, currency),
+                )
+            )
+    return rows
