@@ -20,6 +20,7 @@ through ``str()``, which gives back exactly what was typed.
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import itertools
 import math
@@ -261,7 +262,6 @@ Money = Annotated[Decimal, BeforeValidator(_money)]
 accepted too); a TOML float is refused."""
 Ratio = Annotated[Decimal, BeforeValidator(_ratio)]
 """A ratio or share: a TOML number or a quoted decimal, kept as an exact Decimal."""
-OptionalMoney = Annotated[Decimal | None, BeforeValidator(_optional_money)]
 
 
 def _positive_decimal(value: Decimal) -> Decimal:
@@ -287,6 +287,16 @@ NonNegativeMoney = Annotated[Money, AfterValidator(_non_negative_decimal)]
 PositiveRatio = Annotated[Ratio, AfterValidator(_positive_decimal)]
 NonNegativeRatio = Annotated[Ratio, AfterValidator(_non_negative_decimal)]
 Share = Annotated[Ratio, AfterValidator(_share)]
+
+
+def _optional_non_negative(value: Decimal | None) -> Decimal | None:
+    return None if value is None else _non_negative_decimal(value)
+
+
+OptionalAmount = Annotated[
+    Decimal | None, BeforeValidator(_optional_money), AfterValidator(_optional_non_negative)
+]
+"""An optional money amount, 0 or more; "" (TOML has no null) means "not set"."""
 
 
 def _env_name(value: str) -> str:
@@ -343,9 +353,14 @@ def _optional_url(value: str) -> str:
     return _check_url(value, base=False) if value else value
 
 
+def _optional_base_url(value: str) -> str:
+    return _check_url(value, base=True) if value else value
+
+
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 Url = Annotated[str, AfterValidator(_url)]
 OptionalUrl = Annotated[str, AfterValidator(_optional_url)]
+OptionalBaseUrl = Annotated[str, AfterValidator(_optional_base_url)]
 
 
 def _pattern(regex: str, example: str, what: str) -> AfterValidator:
@@ -408,11 +423,19 @@ IsoDate = Annotated[date, BeforeValidator(_date_value)]
 class _Model(BaseModel):
     """Every table: unknown keys refused, no type coercion, immutable once loaded.
 
-    ``strict`` matters: without it ``port = "8080"`` or ``enabled = "false"`` (a non-empty
-    string, so true!) would be silently converted.
+    ``strict`` matters: without it ``port = "8080"`` or ``enabled = "yes"`` would be quietly
+    converted, and the file would no longer say exactly what the connector does.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 class ConnectorSection(_Model):
@@ -430,11 +453,6 @@ class ConnectorSection(_Model):
         if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
             return value
         if scheme == "postgresql+psycopg":
-            if urlsplit(value).password:
-                raise ValueError(
-                    "the URL holds a password; secrets never go in this file: leave it out "
-                    "and export PGPASSWORD (or use ~/.pgpass)"
-                )
             return value
         if scheme in ("postgresql", "postgres", "postgresql+psycopg2"):
             raise ValueError(
@@ -463,6 +481,19 @@ class ConnectorSection(_Model):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def database_url_for_display(self) -> str:
+        """``database_url`` with any password replaced by ``***``, for logs and messages.
+
+        PGPASSWORD or ~/.pgpass keep the password out of the file; a password written in the
+        URL still works, but must never be printed.
+        """
+        return _mask_password(self.database_url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, _mask_password(value) if name == "database_url" else value
 
     @property
     def tzinfo(self) -> ZoneInfo:
@@ -565,18 +596,20 @@ def _sf_field_name(value: str) -> str:
     return value
 
 
-_SF_AUTH_ENV: dict[str, tuple[str, ...]] = {
-    "client_credentials": ("client_id_env", "client_secret_env"),
-    "password": (
-        "client_id_env",
-        "client_secret_env",
-        "username_env",
-        "password_env",
-        "security_token_env",
-    ),
-    "jwt": ("client_id_env", "username_env"),
-    "session": ("session_id_env",),
-}
+_SF_AUTH_ENV: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {
+        "client_credentials": ("client_id_env", "client_secret_env"),
+        "password": (
+            "client_id_env",
+            "client_secret_env",
+            "username_env",
+            "password_env",
+            "security_token_env",
+        ),
+        "jwt": ("client_id_env", "username_env"),
+        "session": ("session_id_env",),
+    }
+)
 
 
 class SalesforceSection(_OutsideSystem):
@@ -584,7 +617,7 @@ class SalesforceSection(_OutsideSystem):
 
     MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"security_token_env"})
 
-    instance_url: Annotated[str, AfterValidator(_optional_url)] = ""
+    instance_url: OptionalBaseUrl = ""
     login_url: BaseUrl = "https://login.salesforce.com"
     auth: SalesforceAuth = "client_credentials"
     client_id_env: EnvName = "SF_CLIENT_ID"
@@ -596,14 +629,11 @@ class SalesforceSection(_OutsideSystem):
     session_id_env: EnvName = "SF_SESSION_ID"
     api_version: Annotated[str, _pattern(r"\d{2,3}\.0", "62.0", "an API version")] = "62.0"
     ad_campaign_id_field: Annotated[str, AfterValidator(_sf_field_name)] = "Ad_Campaign_Id__c"
-    responded_field: Annotated[str, AfterValidator(_sf_field_name)] = "HasResponded"
+    responded_field: Annotated[str, AfterValidator(_non_empty), AfterValidator(_sf_field_name)] = (
+        "HasResponded"
+    )
     quota_stop_share: Share = Decimal("0.5")
     timeout_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-
-    @field_validator("instance_url")
-    @classmethod
-    def _strip_instance_url(cls, value: str) -> str:
-        return value.rstrip("/")
 
     @field_validator("jwt_private_key_file")
     @classmethod
@@ -830,17 +860,15 @@ def _period(value: object) -> object:
 
 
 def _period_bounds(period: str) -> tuple[date, date]:
+    """First and last day of a validated period ('2026', '2026-Q4' or '2026-11')."""
     year = int(period[:4])
     if len(period) == 4:
-        return date(year, 1, 1), date(year, 12, 31)
-    if period[5] == "Q":
-        first = 3 * (int(period[6]) - 1) + 1
-        months = (first, first + 2)
+        first, last = 1, 12
+    elif period[5] == "Q":
+        first, last = 3 * int(period[6]) - 2, 3 * int(period[6])
     else:
-        months = (int(period[5:7]),) * 2
-    last_month = months[1]
-    after = date(year + 1, 1, 1) if last_month == 12 else date(year, last_month + 1, 1)
-    return date(year, months[0], 1), date.fromordinal(after.toordinal() - 1)
+        first = last = int(period[5:])
+    return date(year, first, 1), date(year, last, calendar.monthrange(year, last)[1])
 
 
 class Budget(_Model):
@@ -905,6 +933,10 @@ def _address(value: str) -> str:
     return value
 
 
+def _optional_address(value: str) -> str:
+    return _address(value) if value else value
+
+
 Address = Annotated[str, AfterValidator(_address)]
 
 
@@ -916,7 +948,7 @@ class EmailAlerts(_Model):
     starttls: bool = True
     username_env: EnvName = ""
     password_env: EnvName = ""
-    from_addr: Annotated[str, AfterValidator(lambda v: _address(v) if v else v)] = ""
+    from_addr: Annotated[str, AfterValidator(_optional_address)] = ""
     to_addrs: list[Address] = []
 
     @model_validator(mode="after")
@@ -949,12 +981,8 @@ class AlertsSection(_Model):
     @classmethod
     def _ascending(cls, value: list[Decimal]) -> list[Decimal]:
         if any(b <= a for a, b in itertools.pairwise(value)):
-            raise ValueError(
-                "must be in ascending order without repeats, got "
-                + "["
-                + ", ".join(str(v) for v in value)
-                + "]"
-            )
+            shown = ", ".join(str(v) for v in value)
+            raise ValueError(f"must be in ascending order without repeats, got [{shown}]")
         return value
 
 
@@ -965,8 +993,8 @@ class HealthSection(_Model):
     mql_to_sql_min: Share = Decimal("0.30")
     ltv_to_cac_min: NonNegativeRatio = Decimal("3")
     sales_cycle_days_max: int | None = Field(default=None, ge=0)
-    cpl_max: OptionalMoney = None
-    avg_first_year_revenue: OptionalMoney = None
+    cpl_max: OptionalAmount = None
+    avg_first_year_revenue: OptionalAmount = None
     gross_margin: Share = Decimal("1")
     expected_years: PositiveRatio = Decimal("1")
 
@@ -975,13 +1003,6 @@ class HealthSection(_Model):
     def _zero_is_off(cls, value: int | None) -> int | None:
         # TOML has no null; 0 is how the example file says "no rule".
         return value or None
-
-    @field_validator("cpl_max", "avg_first_year_revenue")
-    @classmethod
-    def _non_negative(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value < 0:
-            raise ValueError(f"must be 0 or more, got {value}")
-        return value
 
     @property
     def ltv(self) -> Decimal | None:
@@ -995,15 +1016,8 @@ class ExpensesSection(_Model):
     """``[expenses]``: approval rules for non-ad costs."""
 
     auto_approve_under: NonNegativeMoney = Decimal("0")
-    require_approver_over: OptionalMoney = None
+    require_approver_over: OptionalAmount = None
     budget_lock: bool = True
-
-    @field_validator("require_approver_over")
-    @classmethod
-    def _non_negative(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value < 0:
-            raise ValueError(f"must be 0 or more, got {value}")
-        return value
 
 
 _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
@@ -1295,18 +1309,20 @@ def _key_path(loc: Sequence[int | str]) -> str:
     return out
 
 
-_TYPE_NAMES = {
-    "string_type": "a string (in quotes)",
-    "int_type": "a whole number",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "decimal_type": "a decimal number in quotes",
-    "date_type": "a date such as 2026-01-01",
-    "model_type": "a table",
-    "dict_type": "a table",
-    "list_type": "an array",
-    "int_from_float": "a whole number",
-}
+_TYPE_NAMES: Mapping[str, str] = types.MappingProxyType(
+    {
+        "string_type": "a string (in quotes)",
+        "int_type": "a whole number",
+        "float_type": "a number",
+        "bool_type": "true or false",
+        "decimal_type": "a decimal number in quotes",
+        "date_type": "a date such as 2026-01-01",
+        "model_type": "a table",
+        "dict_type": "a table",
+        "list_type": "an array",
+        "int_from_float": "a whole number",
+    }
+)
 
 
 def _message(err: Mapping[str, Any], loc: Sequence[int | str]) -> str:

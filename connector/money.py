@@ -321,6 +321,10 @@ def micros_to_decimal(micros: int | str) -> Decimal:
 # Largest-remainder splits
 # ---------------------------------------------------------------------------------------------
 
+# Quotas are compared on a binary grid of 2**-e minor units, e in [bit_length(n) + 3, 32].
+_GRID_MAX_BITS = 32
+_GRID_SCALE_BITS = 36
+
 
 def _to_fraction(weight: object, index: int) -> Fraction:
     """A weight as an exact fraction (floats are exact binary fractions, so nothing is lost)."""
@@ -350,38 +354,63 @@ def _to_fraction(weight: object, index: int) -> Fraction:
     return result
 
 
-def _largest_remainder(total: int, weights: Sequence[Fraction]) -> list[int]:
-    """Split ``total >= 0`` over ``weights`` (>= 0, positive sum) in exact arithmetic.
+def _grid_bits(total: int, n: int) -> int:
+    """The grid exponent ``e`` for splitting ``total >= 0`` over ``n`` weights.
 
-    Each part is floor(total * w / sum) and the shortfall goes, one unit each, to the largest
-    remainders, ties to the lower index. A zero weight has remainder 0 and never receives a
-    unit: the remainders sum to the shortfall and are each < 1, so there are always more
-    positive remainders than units to hand out.
+    The grid (2**-e units, about ``total * n * 2**-36``) sits far above the noise that float
+    credits carry (``total * n * 2**-53``) and far below anything a person would call a
+    difference; ``e >= bit_length(n) + 3`` keeps the n snapping errors together under 1/16
+    unit, which the largest-remainder argument needs.
     """
+    scaled = _GRID_SCALE_BITS - total.bit_length() - (n + 4).bit_length()
+    return min(_GRID_MAX_BITS, max(n.bit_length() + 3, scaled))
+
+
+def _largest_remainder(total: int, weights: Sequence[Fraction]) -> list[int]:
+    """Split ``total >= 0`` over ``weights`` (>= 0, positive sum); the reference method.
+
+    Each quota ``total * w / sum(w)`` (exact) is rounded half-even to the grid of
+    :func:`_grid_bits`, giving ``j / 2**e``. Parts are ``j >> e`` plus one unit for each of the
+    ``total - sum(floors)`` largest remainders ``j & (2**e - 1)``, ties to the lower index.
+    The shortfall never exceeds the number of positive remainders (the snapping moves the
+    quotas by less than 1/16 unit in all), so a zero weight never gets a unit, and every part
+    stays strictly within one unit of its exact quota.
+    """
+    n = len(weights)
+    bits = _grid_bits(total, n)
     weight_sum = sum(weights, Fraction(0))
-    floors: list[int] = []
-    remainders: list[Fraction] = []
+    snapped: list[int] = []
     for weight in weights:
-        numerator = total * weight.numerator * weight_sum.denominator
+        numerator = (total * weight.numerator * weight_sum.denominator) << bits
         denominator = weight.denominator * weight_sum.numerator
         quotient, remainder = divmod(numerator, denominator)
-        floors.append(quotient)
-        remainders.append(Fraction(remainder, denominator))
-    shortfall = total - sum(floors)
-    ranked = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+        if 2 * remainder > denominator or (2 * remainder == denominator and quotient & 1):
+            quotient += 1
+        snapped.append(quotient)
+    mask = (1 << bits) - 1
+    parts = [j >> bits for j in snapped]
+    remainders = [j & mask for j in snapped]
+    shortfall = total - sum(parts)
+    ranked = sorted(range(n), key=lambda i: (-remainders[i], i))
     for i in ranked[:shortfall]:
-        floors[i] += 1
-    return floors
+        parts[i] += 1
+    return parts
 
 
 def split_minor(total: int, weights: Sequence[Decimal | int | Fraction | float]) -> list[int]:
     """Split ``total`` minor units in proportion to ``weights``; the parts sum to ``total``.
 
-    Largest-remainder method in exact arithmetic: every part is within one unit of
+    Largest-remainder method: every part is strictly within one unit of
     ``total * weight / sum(weights)``, zero weights get 0, remainder ties go to the earlier
     index (callers put the campaign whose first touch comes first in the journey first). A
     negative total is split as the negation of the split of ``-total``, so refunds mirror sales.
+
     Weights are credits, not money: floats are accepted and converted to fractions exactly.
+    Because a credit meant as 3/10 is stored as 0.299999999999999988898, its last bits must
+    not decide a tie (splitting 0.05 as ``[0.3, 0.3, 0.3, 0.1]`` is a four-way tie of 0.5 cent,
+    so the first two get the cents, not the last one). Quotas are therefore compared on a fine
+    binary grid (:func:`_grid_bits`, about ``total * n * 2**-36`` units): remainders equal on
+    that grid are ties.
     """
     count = _require_int(total, "total (in minor units)")
     fractions = [_to_fraction(weight, i) for i, weight in enumerate(weights)]
@@ -411,10 +440,8 @@ def split_amount(
 
 # --- vectorised, for the attribution engine ---------------------------------------------------
 
-_FLOAT_TOTAL_LIMIT = 2**50  # above this a float64 quota has less than 1/4 unit of precision
-_MAX_MARGIN = 0.125
-_KEY_GROUP_LIMIT = 2**32
-_KEY_BITS = 30
+_FLOAT_TOTAL_LIMIT = 2**50  # larger totals are split exactly, group by group
+_KEY_GROUP_LIMIT = 2**30  # groups that fit the 63-bit sort key next to a 32-bit remainder
 
 
 def _segment_sum_int(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -430,15 +457,10 @@ def _segment_sum_int(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return result
 
 
-def _segment_reduce(
-    ufunc: np.ufunc, values: np.ndarray, offsets: np.ndarray, counts: np.ndarray, empty: float
-) -> np.ndarray:
-    """``ufunc.reduce`` over each CSR segment, ``empty`` for empty segments."""
-    out = np.full(counts.shape[0], empty, dtype=values.dtype)
-    nonempty = counts > 0
-    if values.shape[0]:
-        out[nonempty] = ufunc.reduceat(values, offsets[:-1][nonempty])
-    return out
+def _bit_length(values: np.ndarray) -> np.ndarray:
+    """``int.bit_length`` of non-negative int64 values below 2**53 (exact in float64)."""
+    exponent: np.ndarray = np.frexp(values.astype(np.float64))[1].astype(np.int64)
+    return exponent
 
 
 def _as_int_array(values: object, what: str) -> np.ndarray:
@@ -463,25 +485,25 @@ def split_minor_grouped(
 
     ``totals`` (int64[n_groups], minor units, may be negative) are split over CSR groups of
     ``weights`` (float64, finite, >= 0): group ``g`` is ``weights[offsets[g]:offsets[g + 1]]``.
-    Returns int64 parts aligned with ``weights``. Each group is normalised by its own sum and the
-    result equals ``split_minor(totals[g], weights of g)`` exactly: parts sum to the total,
+    Returns int64 parts aligned with ``weights``. Each group is normalised by its own sum and
+    the result equals ``split_minor(totals[g], weights of g)`` exactly: parts sum to the total,
     remainder ties go to the lower position, negative totals mirror positive ones. A group whose
     weights are all zero (or that has none) gets zeros: the caller reports it as unattributed.
 
-    Float precision. The fast path computes quotas ``q = total * w / sum(w)`` in float64, takes
-    floors, and hands the integer shortfall ``total - sum(floors)`` out by remainder rank, so
-    the sum is exact by construction whatever the rounding. But a float quota can sit on the
-    wrong side of an integer or swap two close remainders (``floor(total * w)`` is off by one
-    when the product is huge, and at ``|total| > 2**53`` floats cannot even count units), which
-    would change *which* part gets a unit. So each group's result is certified: with
-    ``r_i = part_i - q_i``, a split is the largest-remainder split exactly when all ``r_i`` lie
-    within a window narrower than 1 (ties aside). A rigorous bound ``m`` on the float error of
-    ``r_i`` (relative error ``(n + 4) * 2**-52`` of the quota, plus rounding of the difference)
-    gives the test ``max r - min r < 1 - 2m``. Windows that touch 1 only because of exact ties
-    between *identical* weights pass too (identical inputs round identically, and the stable
-    order gives the unit to the lower position, as the exact method does). The few groups that
-    fail the test, have ``|total| > 2**50`` or a non-finite float sum are recomputed exactly with
-    fractions, one by one; on real credits that is a tiny fraction of the groups.
+    Float precision. ``floor(total * w / sum)`` in float64 can be off by one when the product
+    is huge or lands next to an integer, and two close remainders can swap; either would move
+    a unit to another campaign, or break the exact sum. So float64 is only used to find each
+    quota's grid point ``j = round(q * 2**e)`` (the grid of :func:`split_minor`), and only where
+    that is provably right: the float quota's error is below ``(total * (n + 4) + 1) * 2**-52``
+    (n-term sum, one division, one product), which is at most 2**-16 grid steps, so ``j`` is
+    certain whenever ``q * 2**e`` lies farther than twice that from a half step. From ``j`` on,
+    everything is integer arithmetic: floors ``j >> e``, the shortfall ``total - sum(floors)``
+    (exact, so the parts always add up), and the ranking of remainders ``j & (2**e - 1)``,
+    which one stable sort of a ``(group, remainder)`` key does for all groups (ties keep their
+    position). Credits meant as simple ratios (0.3, 0.1, 1/3) sit far from half steps, so they
+    never fall out of the fast path; a group with an uncertain quota, a total above 2**50 or a
+    weight sum that overflows is split exactly with fractions instead, one by one (a handful
+    in ten thousand with random-looking credits).
     """
     totals_arr = _as_int_array(totals, "totals")
     offsets_arr = _as_int_array(offsets, "offsets")
@@ -509,66 +531,49 @@ def split_minor_grouped(
 
     group = np.repeat(np.arange(n_groups, dtype=np.int64), counts)
     positive = w > 0
-    n_positive = _segment_sum_int(positive.astype(np.int64), offsets_arr)
+    has_weight = _segment_sum_int(positive.astype(np.int64), offsets_arr) > 0
     weight_sum = np.bincount(group, weights=w, minlength=n_groups)
     abs_totals = np.abs(totals_arr)
-    abs_float = abs_totals.astype(np.float64)
-    margin = abs_float * ((counts + 4) * 2.0**-52) + 2.0**-49
-    has_weight = n_positive > 0
-    fast = (
-        has_weight
-        & np.isfinite(weight_sum)
-        & (abs_totals <= _FLOAT_TOTAL_LIMIT)
-        & (margin < _MAX_MARGIN)
+    in_range = abs_totals <= _FLOAT_TOTAL_LIMIT
+    small_totals = np.where(in_range, abs_totals, 0)
+
+    # The grid exponent of each group, as _grid_bits computes it.
+    total_bits = _bit_length(small_totals)
+    bits = np.minimum(
+        _GRID_MAX_BITS,
+        np.maximum(
+            _bit_length(counts) + 3,
+            _GRID_SCALE_BITS - total_bits - _bit_length(counts + 4),
+        ),
     )
+    error_bound = (small_totals.astype(np.float64) * (counts + 4) + 1.0) * 2.0**-52
+    slack = 0.5 - 2.0 * np.ldexp(error_bound, bits)  # how far from a half step j is certain
+    fast = has_weight & in_range & np.isfinite(weight_sum) & (total_bits + bits <= 51)
+    fast &= slack > 0.25
     fast_totals = np.where(fast, abs_totals, 0)
 
-    # Float quotas, floors and remainders (only fast groups have a non-zero total here).
+    # Grid points of the quotas (0 outside fast groups), and whether each is certain.
     safe_sum = np.where(weight_sum > 0, weight_sum, 1.0)
-    quota = fast_totals.astype(np.float64)[group] * (w / safe_sum[group])
-    floors = np.floor(quota)
-    remainder = quota - floors
-    parts = floors.astype(np.int64)
+    item_bits = bits[group]
+    scaled = np.ldexp(fast_totals.astype(np.float64)[group] * (w / safe_sum[group]), item_bits)
+    nearest = np.rint(scaled)
+    uncertain = np.abs(scaled - nearest) > slack[group]
+    grid = nearest.astype(np.int64)
+    doubtful = fast & (_segment_sum_int(uncertain.astype(np.int64), offsets_arr) > 0)
+
+    parts = grid >> item_bits
+    remainder = grid & ((np.int64(1) << item_bits) - 1)
     shortfall = fast_totals - _segment_sum_int(parts, offsets_arr)
 
-    # Rank each group's members by remainder (descending), then position; zero weights last.
-    # One stable sort of a (group, coarse remainder) key: the coarse key may put two very close
-    # remainders in position order, which the certification below catches.
-    low = np.where(positive, np.floor((1.0 - remainder) * 2.0**_KEY_BITS), 2.0**_KEY_BITS + 1)
+    # Rank members by remainder (descending), then position: one stable sort of an exact key.
+    descending = (np.int64(2**_GRID_MAX_BITS - 1)) - (remainder << (_GRID_MAX_BITS - item_bits))
     if n_groups < _KEY_GROUP_LIMIT:
-        key = (group << (_KEY_BITS + 1)) | low.astype(np.int64)
-        order = np.argsort(key, kind="stable")
-    else:  # pragma: no cover - more than 4 billion groups
-        order = np.lexsort((low, group))
+        order = np.argsort((group << (_GRID_MAX_BITS + 1)) | descending, kind="stable")
+    else:  # pragma: no cover - over a billion groups
+        order = np.lexsort((descending, group))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n, dtype=np.int64) - offsets_arr[:-1][group]
-
-    # Hand the shortfall out: every positive member gets shortfall // n_positive (normally 0,
-    # or -1 when floats overshot), and the first shortfall % n_positive in rank get one more.
-    divisor = np.maximum(n_positive, 1)
-    base = shortfall // divisor
-    extra = shortfall - base * divisor
-    parts += np.where(positive, base[group] + (rank < extra[group]), 0)
-
-    # Certify the fast groups (see the docstring).
-    residual = parts.astype(np.float64) - quota
-    r_max = _segment_reduce(
-        np.maximum, np.where(positive, residual, -np.inf), offsets_arr, counts, -np.inf
-    )
-    r_min = _segment_reduce(
-        np.minimum, np.where(positive, residual, np.inf), offsets_arr, counts, np.inf
-    )
-    doubtful = fast & (n_positive > 1) & ~(r_max - r_min < 1.0 - 2.0 * margin)
-    if doubtful.any():
-        edge = positive & doubtful[group] & (
-            (residual >= (r_min + 1.0 - 2.0 * margin)[group])
-            | (residual <= (r_max - 1.0 + 2.0 * margin)[group])
-        )
-        w_low = _segment_reduce(np.minimum, np.where(edge, w, np.inf), offsets_arr, counts, np.inf)
-        w_high = _segment_reduce(
-            np.maximum, np.where(edge, w, -np.inf), offsets_arr, counts, -np.inf
-        )
-        doubtful &= w_low != w_high
+    parts += rank < shortfall[group]
 
     for g in np.flatnonzero(doubtful | (has_weight & ~fast)).tolist():
         start, end = int(offsets_arr[g]), int(offsets_arr[g + 1])

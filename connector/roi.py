@@ -510,12 +510,18 @@ class RoiEngine:
             ),
         )
 
+    def available_models(self) -> tuple[str, ...]:
+        """Every model that can run with these settings (``custom`` needs its weights)."""
+        return tuple(
+            m for m in ALL_MODELS if m != "custom" or self.settings.custom_weights is not None
+        )
+
     def compare_models(
-        self, models: Iterable[str] = ALL_MODELS, period: Period | None = None
+        self, models: Iterable[str] | None = None, period: Period | None = None
     ) -> tuple[list[model.Campaign], dict[str, list[Decimal]]]:
         """Attributed revenue per campaign under each model, side by side."""
         out: dict[str, list[Decimal]] = {}
-        for name in models:
+        for name in models or self.available_models():
             figures = self.campaign_figures(name, period)
             out[name] = [from_minor(f.revenue_minor, self.currency) for f in figures]
         return self.inputs.campaigns, out

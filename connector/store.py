@@ -162,7 +162,8 @@ class Store:
                 command.upgrade(self._alembic_config(conn), revision)
         except OperationalError as exc:
             raise StoreError(
-                f"cannot open the store at {_describe_url(self.url)}: {exc.orig}. Check "
+                f"cannot open the store at {_describe_url(self.url)}: "
+                f"{' '.join(str(exc.orig).split())}. Check "
                 "connector.database_url and that the database server is running."
             ) from None
 

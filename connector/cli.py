@@ -1,0 +1,476 @@
+"""The ``crm-roi`` command line (DESIGN section 10).
+
+Exit status: 0 success; 1 failure, with one clear line on stderr; 2 a usage or configuration
+error; 3 a sync that finished with some records failed. Every command's ``--help`` says
+what it does in a sentence and shows an example.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from connector import model
+from connector.config import Config, ConfigError, example_config_text, find_config_path, load_config
+from connector.money import CurrencyError, MissingRateError
+from connector.periods import Period
+from connector.store import Store, StoreError
+
+log = logging.getLogger("crm_roi")
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+
+class Failure(click.ClickException):
+    """A failure the user can act on: one line on stderr, exit 1."""
+
+    exit_code = EXIT_FAILURE
+
+    def show(self, file: Any = None) -> None:
+        # one line, whatever the underlying library put in its message
+        click.echo(f"crm-roi: error: {' '.join(self.format_message().split())}", err=True)
+
+
+class Usage(Failure):
+    exit_code = EXIT_USAGE
+
+
+class _Group(click.Group):
+    """Turns the connector's own exceptions into the exit codes of the contract."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise Usage(str(exc)) from None
+        except (StoreError, MissingRateError, CurrencyError) as exc:
+            raise Failure(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            # A bug or an unforeseen outside failure: one line for the user, the traceback
+            # for whoever runs with -v.
+            log.debug("unexpected error", exc_info=True)
+            raise Failure(f"{type(exc).__name__}: {exc} (run with -v for details)") from None
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("alembic", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+class AppContext:
+    """What every command needs: where the config is and how to talk to the user."""
+
+    def __init__(self, config_path: str | None, quiet: bool) -> None:
+        self.config_path = config_path
+        self.quiet = quiet
+        # Off a terminal (CI logs, pipes) rich would wrap at 80 columns and cut every column
+        # to an ellipsis; a wide fixed width keeps the tables readable there.
+        self.out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 180)
+        self.err = Console(stderr=True)
+
+    def config(self, *, resolve_secrets: bool = True) -> Config:
+        path = find_config_path(self.config_path, os.environ)
+        return load_config(path, os.environ, resolve_secrets=resolve_secrets)
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
+            TimeElapsedColumn(),
+            console=self.err,
+            disable=self.quiet or not self.err.is_terminal,
+            transient=True,
+        )
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="config file (default: $CRM_ROI_CONFIG, then ./config.toml)",
+)
+@click.option("-v", "--verbose", count=True, help="more log output")
+@click.option("-q", "--quiet", is_flag=True, help="only errors")
+@click.version_option(package_name="crm-roi-connector")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int, quiet: bool) -> None:
+    """Connect marketing spend to CRM revenue: budgets, attribution and ROI.
+
+    \b
+    Try it without any account:
+      crm-roi demo
+    Then with your own systems:
+      crm-roi init && crm-roi doctor && crm-roi report --by channel
+    """
+    _setup_logging(verbose, quiet)
+    ctx.obj = AppContext(config_path, quiet)
+
+
+# ----- init ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="overwrite an existing config file")
+@pass_app
+def init(app: AppContext, force: bool) -> None:
+    """Write a first config.toml (every key commented) and create the store.
+
+    \b
+    Example:
+      crm-roi init
+      crm-roi --config /etc/crm-roi/config.toml init
+    """
+    path = Path(app.config_path or os.environ.get("CRM_ROI_CONFIG") or "config.toml")
+    if path.exists() and not force:
+        app.out.print(f"{path} exists; keeping it (use --force to overwrite).")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_config_text(), encoding="utf-8")
+        app.out.print(
+            f"Wrote {path}. Edit it, export the variables its *_env keys name, "
+            "then run `crm-roi doctor`."
+        )
+    config = load_config(path, os.environ, resolve_secrets=False)
+    with Store.open(config.connector.database_url) as store:
+        app.out.print(f"Store ready at {store.describe()} (schema {store.current_revision()}).")
+
+
+# ----- doctor -------------------------------------------------------------------------------
+
+
+@main.command()
+@pass_app
+def doctor(app: AppContext) -> None:
+    """Check the configuration, the secrets it names and the store, and say what to fix.
+
+    \b
+    Example:
+      crm-roi doctor
+    """
+    checks: list[tuple[bool, str]] = []
+    path = find_config_path(app.config_path, os.environ)
+    config_ok = True
+    try:
+        config = load_config(path, os.environ, resolve_secrets=True)
+        checks.append((True, f"config {path} is valid"))
+    except ConfigError as exc:
+        config_ok = False
+        for problem in [exc, *exc.others]:
+            checks.append((False, str(problem)))
+        # structure errors end here (exit 2); only missing secrets let the checks go on
+        config = load_config(path, os.environ, resolve_secrets=False)
+    enabled = ", ".join(config.enabled_sources) or "none"
+    checks.append((True, f"enabled sources: {enabled}"))
+    try:
+        store = Store(config.connector.database_url)
+        current, head = store.current_revision(), store.head_revision()
+        if current == head:
+            checks.append((True, f"store {store.describe()} at schema {current}"))
+            counts = ", ".join(
+                f"{store.count(t):,} {schema_name}"
+                for t, schema_name in [
+                    (model.Campaign, "campaigns"),
+                    (model.Person, "persons"),
+                    (model.Opportunity, "opportunities"),
+                    (model.AdSpendDay, "ad spend days"),
+                ]
+            )
+            checks.append((True, f"store holds {counts}"))
+        else:
+            checks.append(
+                (
+                    False,
+                    f"store {store.describe()} is at schema {current or 'none'}, "
+                    f"the connector needs {head}: run "
+                    "`crm-roi init` to create or upgrade it",
+                )
+            )
+        store.close()
+    except Exception as exc:  # doctor reports every failure as a finding
+        checks.append((False, f"store: {exc}"))
+    for ok, text in checks:
+        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+        app.out.print(f"{mark} {text}", highlight=False)
+    if not config_ok:
+        raise SystemExit(EXIT_USAGE)
+    if not all(ok for ok, _ in checks):
+        raise SystemExit(EXIT_FAILURE)
+
+
+# ----- report -------------------------------------------------------------------------------
+
+_MODELS = [
+    "first_touch",
+    "lead_creation",
+    "last_touch",
+    "linear",
+    "time_decay",
+    "u_shaped",
+    "w_shaped",
+    "full_path",
+    "custom",
+    "markov",
+    "shapley",
+]
+
+
+def _parse_period(value: str | None) -> Period | None:
+    if value is None or value == "lifetime":
+        return None
+    try:
+        return Period.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from None
+
+
+def _parse_as_of(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or time", param_hint="--as-of"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _engine(store: Store, config: Config, as_of: datetime, progress: Progress):
+    from connector.dataset import Dataset
+    from connector.roi import RoiEngine, Settings
+
+    with progress:
+        task = progress.add_task("reading the store", total=1)
+        data = Dataset.load(store)
+        progress.update(task, completed=1)
+    log.info(
+        "read %s opportunities, %s touchpoints, %s spend days",
+        len(data.opportunities),
+        len(data.touchpoints),
+        len(data.spend),
+    )
+    return RoiEngine(data, Settings.from_config(config), as_of=as_of)
+
+
+@main.command()
+@click.option(
+    "--by",
+    type=click.Choice(["campaign", "channel", "department", "category"]),
+    default="campaign",
+    show_default=True,
+    help="what each row is",
+)
+@click.option(
+    "--model",
+    "model_name",
+    type=click.Choice(_MODELS),
+    default=None,
+    help="attribution model (default: [attribution] model)",
+)
+@click.option(
+    "--period", default=None, metavar="P", help="2026-11, 2026-Q4 or 2026 (default: lifetime)"
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--compare-models",
+    is_flag=True,
+    help="attributed revenue per campaign under every model, side by side",
+)
+@click.option(
+    "--as-of", default=None, metavar="TIME", help="compute as of this ISO time (default: now)"
+)
+@pass_app
+def report(
+    app: AppContext,
+    by: str,
+    model_name: str | None,
+    period: str | None,
+    fmt: str,
+    compare_models: bool,
+    as_of: str | None,
+) -> None:
+    """Print cost, leads, pipeline, revenue, ROI and budget use from the store.
+
+    \b
+    Examples:
+      crm-roi report --by channel --period 2026-Q4
+      crm-roi report --model markov --format json > roi.json
+      crm-roi report --compare-models
+    """
+    from connector import report_format
+
+    config = app.config(resolve_secrets=False)
+    chosen_period = _parse_period(period)
+    when = _parse_as_of(as_of)
+    with Store.open(config.connector.database_url) as store:
+        engine = _engine(store, config, when, app.progress())
+    if compare_models:
+        campaigns, revenue = engine.compare_models(period=chosen_period)
+        if fmt == "json":
+            click.echo(
+                report_format.comparison_json(
+                    [f"{c.source}:{c.external_id}" for c in campaigns],
+                    [c.name for c in campaigns],
+                    revenue,
+                )
+            )
+        else:
+            report_format.render_comparison(
+                [c.name for c in campaigns], revenue, app.out, engine.currency
+            )
+        return
+    result = engine.report(
+        model_name=model_name or config.attribution.model, by=by, period=chosen_period
+    )
+    if fmt == "json":
+        click.echo(report_format.to_json(result))
+    elif fmt == "csv":
+        click.echo(report_format.to_csv(result), nl=False)
+    else:
+        report_format.render_table(result, app.out)
+
+
+# ----- demo ---------------------------------------------------------------------------------
+
+
+def _write_demo_config(directory: Path, db: Path) -> Path:
+    path = directory / "config.toml"
+    path.write_text(
+        "# The demo's configuration: only the store, no outside system is enabled.\n"
+        "[connector]\n"
+        f'database_url = "sqlite:///{db}"\n'
+        'reporting_currency = "USD"\n'
+        'timezone = "UTC"\n\n'
+        "[attribution]\n"
+        'model = "w_shaped"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("crm-roi-demo"),
+    show_default=True,
+    help="where the demo's store and config go",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="same seed, same world")
+@click.option("--as-of", default=None, metavar="DATE", help="the demo's today (default: today)")
+@pass_app
+def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None:
+    """Build a realistic sample year of marketing, run the pipeline on it, print the report.
+
+    No account and no network: campaigns over every channel, ad spend in USD and EUR, leads,
+    opportunities and budgets go into a SQLite store in --dir.
+
+    \b
+    Example:
+      crm-roi demo
+      crm-roi --config crm-roi-demo/config.toml report --by department --period 2026-Q4
+    """
+    from connector import demo as demo_world
+    from connector import report_format
+    from connector.dataset import Dataset
+    from connector.roi import RoiEngine, Settings
+
+    as_of_day = _parse_as_of(as_of).date() if as_of else datetime.now(UTC).date()
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    db = directory / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    world = demo_world.build_world(seed=seed, as_of=as_of_day)
+    config_path = _write_demo_config(directory, db)
+    with Store.open(f"sqlite:///{db}") as store, app.progress() as progress:
+        task = progress.add_task("loading the demo world", total=len(world.records))
+
+        def counted():
+            for i, record in enumerate(world.records, start=1):
+                if i % 2000 == 0:
+                    progress.update(task, completed=i)
+                yield record
+
+        loaded = store.upsert(counted())
+        progress.update(task, completed=len(world.records))
+        log.info("loaded %s records into %s", loaded.total.read, store.describe())
+        data = Dataset.load(store)
+    settings = Settings()
+    engine = RoiEngine(data, settings, as_of=world.as_of)
+    quarter = Period.parse(f"{as_of_day.year}-Q{(as_of_day.month - 1) // 3 + 1}")
+    out = app.out
+    out.rule("crm-roi demo")
+    counts = {t.__name__: world.count(t) for t in model.ENTITY_TYPES}
+    out.print(
+        f"Built a sample year ending {as_of_day - timedelta(days=1)}: "
+        f"{counts['Campaign']} campaigns, "
+        f"{counts['AdSpendDay']:,} days of ad spend, {counts['Person']:,} leads and contacts, "
+        f"{counts['Touchpoint']:,} touches, {counts['Opportunity']} opportunities.",
+        highlight=False,
+    )
+    report_format.render_table(engine.report(model_name="w_shaped", by="channel"), out)
+    report_format.render_table(
+        engine.report(model_name="w_shaped", by="channel", period=quarter), out
+    )
+    report_format.render_table(engine.report(model_name="w_shaped", by="campaign"), out, limit=12)
+    campaigns, revenue = engine.compare_models(
+        models=("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
+    )
+    report_format.render_comparison(
+        [c.name for c in campaigns], revenue, out, engine.currency, limit=8
+    )
+    out.print(
+        f"\nStore: {db}\nConfig: {config_path}\nExplore it:\n"
+        f"  crm-roi --config {config_path} report --by department --period {quarter}\n"
+        f"  crm-roi --config {config_path} report --model markov --format json\n"
+        f"  crm-roi --config {config_path} report --compare-models",
+        highlight=False,
+    )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (tests call this instead of a subprocess)."""
+    try:
+        main.main(args=argv, prog_name="crm-roi", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("crm-roi: aborted", err=True)
+        return EXIT_FAILURE
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+    return 0
