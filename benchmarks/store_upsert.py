@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--touchpoints", type=int, default=1_000_000)
     parser.add_argument("--postgres-url", default=None)
     args = parser.parse_args(argv)
-    print(f"persons={args.persons:,} touchpoints={args.touchpoints:,} python={sys.version.split()[0]}")
+    print(
+        f"persons={args.persons:,} touchpoints={args.touchpoints:,} python={sys.version.split()[0]}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend in ("sqlite", "both"):
             run(f"sqlite:///{Path(tmp) / 'bench.db'}", "sqlite", args.persons, args.touchpoints)

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, Date, Table, or_
@@ -34,6 +35,8 @@ Converter = Callable[[Any], Any] | None
 
 
 def _naive_utc(value: Any) -> datetime:
+    if type(value) is datetime and value.tzinfo is UTC:  # the common case, kept cheap
+        return value.replace(tzinfo=None)
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
     if value.tzinfo is None:
@@ -94,13 +97,30 @@ class BulkPlan:
     converters: tuple[Converter, ...]
     statement: str  # SQLite: the executemany upsert; PostgreSQL: INSERT ... SELECT
 
-    def row(self, record: model.Record, synced_at: Any) -> tuple[Any, ...]:
-        values = [getattr(record, name) for name in self.fields]
-        values.append(synced_at)
-        out = []
-        for value, convert in zip(values, self.converters, strict=True):
-            out.append(value if value is None or convert is None else convert(value))
-        return tuple(out)
+    def synced_value(self, synced_at: datetime) -> Any:
+        """``synced_at`` as stored: converted once per upsert, not once per row."""
+        convert = self.converters[-1]
+        return synced_at if convert is None else convert(synced_at)
+
+    def row(self, record: model.Record, synced_value: Any) -> tuple[Any, ...]:
+        """The record as a parameter tuple (``synced_value`` from :meth:`synced_value`)."""
+        values = list(self._getter(record))
+        for index, convert in self._conversions:
+            value = values[index]
+            if value is not None:
+                values[index] = convert(value)
+        values.append(synced_value)
+        return tuple(values)
+
+    @cached_property
+    def _getter(self) -> Callable[[model.Record], tuple[Any, ...]]:
+        return attrgetter(*self.fields)  # type: ignore[return-value]
+
+    @cached_property
+    def _conversions(self) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+        return tuple(
+            (i, fn) for i, fn in enumerate(self.converters[: len(self.fields)]) if fn is not None
+        )
 
     @property
     def stage(self) -> str:

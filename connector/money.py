@@ -244,8 +244,7 @@ def to_decimal(value: Decimal | int | str) -> Decimal:
         if isinstance(value, numbers.Integral):  # numpy integers
             return Decimal(int(value))
         raise TypeError(
-            f"an amount must be a Decimal, an int or a string, got {type(value).__name__} "
-            f"{value!r}"
+            f"an amount must be a Decimal, an int or a string, got {type(value).__name__} {value!r}"
         )
     if not result.is_finite():
         raise ValueError(f"an amount must be finite, got {value!r}")
@@ -478,9 +477,7 @@ def _as_int_array(values: object, what: str) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
-def split_minor_grouped(
-    totals: np.ndarray, offsets: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
+def split_minor_grouped(totals: np.ndarray, offsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """:func:`split_minor` for many groups at once, vectorised (no Python loop per group).
 
     ``totals`` (int64[n_groups], minor units, may be negative) are split over CSR groups of

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connector.roi import Report, Row
@@ -43,6 +44,7 @@ EXTRA_FIELDS = (
     "win_rate",
     "sales_cycle_days",
     "ltv_to_cac",
+    "health",
 )
 
 
@@ -80,6 +82,7 @@ def row_dict(row: Row) -> dict[str, Any]:
         "win_rate": ratio_number(row.win_rate),
         "sales_cycle_days": ratio_number(row.sales_cycle_days, 2),
         "ltv_to_cac": ratio_number(row.ltv_to_cac),
+        "health": row.health,
     }
 
 
@@ -108,7 +111,9 @@ def to_csv(report: Report) -> str:
     writer = csv.DictWriter(out, fieldnames=[*CONTRACT_FIELDS, *EXTRA_FIELDS], lineterminator="\n")
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row_dict(row).items()})
+        values = row_dict(row)
+        values["health"] = "; ".join(values["health"])
+        writer.writerow({k: ("" if v is None else v) for k, v in values.items()})
     return out.getvalue()
 
 
@@ -160,6 +165,7 @@ def render_table(report: Report, console: Console, *, limit: int | None = None) 
             _amount(row.cpl),
             _amount(row.budget),
             _pct(row.budget_consumed),
+            "[red]" + escape(", ".join(row.health)) + "[/]" if row.health else "[green]ok[/]",
         )
     console.print(table)
     if limit is not None and len(rows) > limit:

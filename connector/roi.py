@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from connector import attribution, journey_builder, model
+from connector.config import Config
 from connector.costs import DailyCost, campaign_cost, daily_costs, unmapped_spend
 from connector.dataset import Dataset
 from connector.mapping import CampaignMapper, ExplicitMapping
@@ -60,28 +61,30 @@ class Settings:
     gross_margin: Decimal = Decimal(1)
     expected_years: Decimal = Decimal(1)
 
+    roas_min: Decimal | None = Decimal(1)
+    mql_to_sql_min: Decimal | None = Decimal("0.30")
+    ltv_to_cac_min: Decimal | None = Decimal(3)
+    sales_cycle_days_max: int | None = None
+    cpl_max: Decimal | None = None
+
     @classmethod
-    def from_config(cls, config: object) -> Settings:
-        c = config  # a connector.config.Config
-        currency = c.connector.reporting_currency  # type: ignore[attr-defined]
-        custom = c.attribution.custom  # type: ignore[attr-defined]
+    def from_config(cls, config: Config) -> Settings:
+        custom = config.attribution.custom
+        health = config.health
         return cls(
-            reporting_currency=currency,
-            timezone=c.connector.timezone,  # type: ignore[attr-defined]
-            lookback_days=c.attribution.lookback_days,  # type: ignore[attr-defined]
-            half_life_days=float(c.attribution.time_decay_half_life_days),  # type: ignore[attr-defined]
-            responded_only=c.attribution.responded_only,  # type: ignore[attr-defined]
-            markov_level=c.attribution.markov_level,  # type: ignore[attr-defined]
+            reporting_currency=config.connector.reporting_currency,
+            timezone=config.connector.timezone,
+            lookback_days=config.attribution.lookback_days,
+            half_life_days=float(config.attribution.time_decay_half_life_days),
+            responded_only=config.attribution.responded_only,
+            markov_level=config.attribution.markov_level,
             custom_weights=custom.as_mapping() if custom is not None else None,
             mapping=tuple(
                 ExplicitMapping(m.ad_source, m.ad_campaign_id, m.crm_campaign_id)
-                for m in c.mapping  # type: ignore[attr-defined]
+                for m in config.mapping
             ),
-            name_regex=c.mapping_rules.name_regex or None,  # type: ignore[attr-defined]
-            fx_rates=tuple(
-                DatedRate(r.currency, r.start_date, r.rate)
-                for r in c.fx_rates  # type: ignore[attr-defined]
-            ),
+            name_regex=config.mapping_rules.name_regex or None,
+            fx_rates=tuple(DatedRate(r.currency, r.start_date, r.rate) for r in config.fx_rates),
             budgets=tuple(
                 model.Budget(
                     source="config",
@@ -91,11 +94,16 @@ class Settings:
                     amount=b.amount,
                     currency=b.currency,
                 )
-                for b in c.budgets  # type: ignore[attr-defined]
+                for b in config.budgets
             ),
-            ltv=c.health.ltv,  # type: ignore[attr-defined]
-            gross_margin=c.health.gross_margin,  # type: ignore[attr-defined]
-            expected_years=c.health.expected_years,  # type: ignore[attr-defined]
+            ltv=health.ltv,
+            gross_margin=health.gross_margin,
+            expected_years=health.expected_years,
+            roas_min=health.roas_min,
+            mql_to_sql_min=health.mql_to_sql_min,
+            ltv_to_cac_min=health.ltv_to_cac_min,
+            sales_cycle_days_max=health.sales_cycle_days_max,
+            cpl_max=health.cpl_max,
         )
 
 
@@ -169,7 +177,7 @@ class Row:
     figures: Figures
     ltv: Decimal | None
     campaign: model.Campaign | None = None
-    budget_period: str | None = None
+    health: list[str] = field(default_factory=list)
 
     @property
     def cost(self) -> Decimal:
@@ -236,6 +244,26 @@ class Row:
     @property
     def budget(self) -> Decimal | None:
         return self.figures.budget
+
+    def health_failures(self, settings: Settings) -> list[str]:
+        """The health rules this row fails (DESIGN section 5); a rule whose figure is null
+        (no cost yet, no MQL) cannot fail."""
+        failures = []
+        checks: list[tuple[str, Decimal | None, Decimal | int | None, bool]] = [
+            ("roas", self.roas, settings.roas_min, True),
+            ("mql_to_sql", self.mql_to_sql, settings.mql_to_sql_min, True),
+            ("ltv_to_cac", self.ltv_to_cac, settings.ltv_to_cac_min, True),
+            ("sales_cycle_days", self.sales_cycle_days, settings.sales_cycle_days_max, False),
+            ("cpl", self.cpl, settings.cpl_max, False),
+        ]
+        for name, value, limit, at_least in checks:
+            if value is None or limit is None:
+                continue
+            if at_least and value < limit:
+                failures.append(f"{name} {value:.2f} < {limit}")
+            elif not at_least and value > limit:
+                failures.append(f"{name} {value:.2f} > {limit}")
+        return failures
 
     @property
     def budget_consumed(self) -> Decimal | None:
@@ -494,6 +522,8 @@ class RoiEngine:
                 f = groups[name]
                 f.budget = self._budget_for(f"{scope_kind}:{name}", period)
                 rows.append(Row(key=name, name=name, currency=self.currency, figures=f, ltv=ltv))
+        for row in rows:
+            row.health = row.health_failures(self.settings)
         alloc = self.allocation(model_name)
         unattributed = alloc.unattributed
         return Report(

@@ -61,8 +61,17 @@ class PostgresServer:
             for path in (self.base, self.socket_dir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         done = self._run(
-            str(self.bindir / "initdb"), "-D", str(data), "-U", "crm", "-A", "trust",
-            "-E", "UTF8", "--locale=C", "--no-sync",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "crm",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
         )
         if done.returncode:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
@@ -71,16 +80,32 @@ class PostgresServer:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
         )
         done = self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(data), "-o", options,
-            "-l", str(self.base / "server.log"), "-w", "-t", "60", "start",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
         if done.returncode:
             log = (self.base / "server.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()} {log}")
 
     def stop(self) -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "immediate",
-                  "-w", "stop")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.base / "data"),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        )
         shutil.rmtree(self.base, ignore_errors=True)
 
     def create_database(self, name: str) -> str:

@@ -77,14 +77,15 @@ def test_money_round_trips_exactly_and_refuses_floats(store: Store) -> None:
     assert got.amount == Decimal("1234567890.123456789")
     assert isinstance(got.amount, Decimal)
     # 10.50 and 10.5 are the same amount: no spurious update
-    store.upsert([model.Campaign(source="s", external_id="c", name="C",
-                                 budgeted_cost=Decimal("10.50"))])
-    again = store.upsert([model.Campaign(source="s", external_id="c", name="C",
-                                         budgeted_cost=Decimal("10.5"))])
+    store.upsert(
+        [model.Campaign(source="s", external_id="c", name="C", budgeted_cost=Decimal("10.50"))]
+    )
+    again = store.upsert(
+        [model.Campaign(source="s", external_id="c", name="C", budgeted_cost=Decimal("10.5"))]
+    )
     assert again.total.updated == 0
     with pytest.raises(Exception, match="float"):
-        store.upsert([model.Campaign(source="s", external_id="f", name="F",
-                                     budgeted_cost=0.1)])  # type: ignore[arg-type]
+        store.upsert([model.Campaign(source="s", external_id="f", name="F", budgeted_cost=0.1)])  # type: ignore[arg-type]
     assert store.get(model.Campaign, "s", "f") is None
 
 
@@ -197,8 +198,13 @@ _person_values = st.tuples(
 )
 _batches = st.dictionaries(st.integers(0, 40), _person_values, max_size=60).map(
     lambda by_id: [
-        person(i, email=email, lifecycle_stage=stage,
-               created_at=T0 + timedelta(minutes=minutes), deleted_at=T0 if deleted else None)
+        person(
+            i,
+            email=email,
+            lifecycle_stage=stage,
+            created_at=T0 + timedelta(minutes=minutes),
+            deleted_at=T0 if deleted else None,
+        )
         for i, (email, stage, minutes, deleted) in by_id.items()
     ]
 )
@@ -210,8 +216,9 @@ def scratch_store(tmp_path_factory: pytest.TempPathFactory):
         yield opened
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batch=_batches, batch_size=st.integers(1, 20), previous=_batches)
 def test_property_rerunning_an_upsert_changes_nothing(
     scratch_store: Store, batch, batch_size, previous
@@ -226,13 +233,15 @@ def test_property_rerunning_an_upsert_changes_nothing(
     keys = {(p.source, p.external_id) for p in batch}
     old = {(p.source, p.external_id): p for p in previous}
     assert first.total.inserted == len(keys - old.keys())
-    assert first.total.updated == sum(1 for p in batch if (p.source, p.external_id) in old
-                                      and old[(p.source, p.external_id)] != p)
+    assert first.total.updated == sum(
+        1 for p in batch if (p.source, p.external_id) in old and old[(p.source, p.external_id)] != p
+    )
     snapshot = sorted(map(repr, store.iter_records(model.Person, include_deleted=True)))
     again = store.upsert(batch, batch_size=batch_size)
     assert again.total.inserted == 0 and again.total.updated == 0
     assert sorted(map(repr, store.iter_records(model.Person, include_deleted=True))) == snapshot
-    stored = {(p.source, p.external_id): p for p in store.iter_records(
-        model.Person, include_deleted=True)}
+    stored = {
+        (p.source, p.external_id): p for p in store.iter_records(model.Person, include_deleted=True)
+    }
     for p in batch:
         assert stored[(p.source, p.external_id)] == p
