@@ -7,6 +7,7 @@ what it does in a sentence and shows an example.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -209,6 +210,8 @@ def doctor(app: AppContext) -> None:
         store.close()
     except Exception as exc:  # doctor reports every failure as a finding
         checks.append((False, f"store: {exc}"))
+    if config_ok:
+        checks.extend(plugin_doctor_checks(config))
     for ok, text in checks:
         mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
         app.out.print(f"{mark} {text}", highlight=False)
@@ -457,6 +460,45 @@ def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None
         f"  crm-roi --config {config_path} report --compare-models",
         highlight=False,
     )
+
+
+# Commands and doctor checks that live in other modules register here. Each module has
+# ``register(cli: click.Group) -> None`` and may have ``doctor_checks(config) ->
+# Iterable[tuple[bool, str]]``. connector/ imports adapters/, sync/ and webhooks/ only here
+# and only when the CLI starts, keeping the core free of them (DESIGN section 2).
+COMMAND_MODULES: tuple[str, ...] = (
+    "connector.budget_cli",
+    "adapters.salesforce.cli",
+    "adapters.ads_cli",
+)
+
+
+def _command_modules() -> list[Any]:
+    modules = []
+    for name in COMMAND_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise  # a real missing dependency inside the module
+    return modules
+
+
+def _register_commands() -> None:
+    for module in _command_modules():
+        module.register(main)
+
+
+def plugin_doctor_checks(config: Config) -> list[tuple[bool, str]]:
+    checks: list[tuple[bool, str]] = []
+    for module in _command_modules():
+        hook = getattr(module, "doctor_checks", None)
+        if hook is not None:
+            checks.extend(hook(config))
+    return checks
+
+
+_register_commands()
 
 
 def run(argv: list[str] | None = None) -> int:
