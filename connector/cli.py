@@ -47,7 +47,25 @@ class Usage(Failure):
 
 
 class _Group(click.Group):
-    """Turns the connector's own exceptions into the exit codes of the contract."""
+    """Turns the connector's own exceptions into the exit codes of the contract, and loads
+    the commands of :data:`COMMAND_MODULES` when first asked for a command (lazily, so
+    importing any of those modules first cannot hit a half-initialised import cycle)."""
+
+    _plugins_loaded = False
+
+    def _ensure_plugins(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            for module in _command_modules():
+                module.register(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._ensure_plugins()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._ensure_plugins()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -467,6 +485,7 @@ def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None
 # Iterable[tuple[bool, str]]``. connector/ imports adapters/, sync/ and webhooks/ only here
 # and only when the CLI starts, keeping the core free of them (DESIGN section 2).
 COMMAND_MODULES: tuple[str, ...] = (
+    "sync.cli",
     "connector.budget_cli",
     "adapters.salesforce.cli",
     "adapters.ads_cli",
@@ -484,11 +503,6 @@ def _command_modules() -> list[Any]:
     return modules
 
 
-def _register_commands() -> None:
-    for module in _command_modules():
-        module.register(main)
-
-
 def plugin_doctor_checks(config: Config) -> list[tuple[bool, str]]:
     checks: list[tuple[bool, str]] = []
     for module in _command_modules():
@@ -496,9 +510,6 @@ def plugin_doctor_checks(config: Config) -> list[tuple[bool, str]]:
         if hook is not None:
             checks.extend(hook(config))
     return checks
-
-
-_register_commands()
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ the next stream goes on; the failure is reported in the counts.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,10 +17,15 @@ from datetime import UTC, datetime
 from adapters.base import Source, Stream
 from adapters.http import RateLimited
 from connector.store import Store, UpsertCounts
+from sync import failpoints
 
 log = logging.getLogger(__name__)
 
 ProgressHook = Callable[[str, int, int], None]  # (stream, records so far, pages so far)
+
+
+class SyncInterrupted(RuntimeError):
+    """A stop was requested (SIGTERM); raised only between committed batches."""
 
 
 @dataclass
@@ -66,6 +72,7 @@ def sync_stream(
     full: bool = False,
     now: datetime | None = None,
     progress: ProgressHook | None = None,
+    stop: threading.Event | None = None,
 ) -> StreamResult:
     """Read a stream into the store; raises whatever the stream raises (after committing
     every batch before the failure)."""
@@ -83,6 +90,7 @@ def sync_stream(
                     result.deleted += store.mark_deleted(
                         deleted_type, source_name, list(batch.deleted), at=now, connection=conn
                     )
+                failpoints.hit("before-cursor")
                 if batch.cursor is not None:
                     store.set_cursor(
                         source_name,
@@ -91,12 +99,15 @@ def sync_stream(
                         batch.partition or partition,
                         connection=conn,
                     )
+            failpoints.hit("batch-committed")
             result.read += counts.read
             result.inserted += counts.inserted
             result.updated += counts.updated
             result.pages += batch.pages
             if progress is not None:
                 progress(result.key, result.read, result.pages)
+            if stop is not None and stop.is_set():
+                raise SyncInterrupted(f"{result.key}: stopped after a committed batch")
     log.info(
         "%s: read %d, inserted %d, updated %d, deleted %d in %d pages",
         result.key,
@@ -116,6 +127,7 @@ def sync_source(
     full: bool = False,
     now: datetime | None = None,
     progress: ProgressHook | None = None,
+    stop: threading.Event | None = None,
 ) -> SourceResult:
     """Sync every stream of ``source`` in order; a failing stream does not stop the others
     (its error is in the result)."""
@@ -124,8 +136,12 @@ def sync_source(
     for stream in source.streams():
         try:
             outcome.streams.append(
-                sync_stream(store, source.name, stream, full=full, now=now, progress=progress)
+                sync_stream(
+                    store, source.name, stream, full=full, now=now, progress=progress, stop=stop
+                )
             )
+        except SyncInterrupted:
+            raise
         except RateLimited as exc:
             # a quota is gone: every further call would fail too; stop politely, the
             # committed cursors make the next run resume here

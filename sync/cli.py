@@ -1,0 +1,286 @@
+"""``crm-roi sync``, ``crm-roi runs`` and ``crm-roi serve`` (DESIGN section 10)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from connector import schema
+from connector.cli import AppContext, Failure, pass_app
+from connector.store import Store
+from sync.lock import LockHeld
+from sync.pipeline import SyncReport, run_sync
+
+log = logging.getLogger(__name__)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def use_json_logs() -> None:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(JsonFormatter())
+
+
+class StreamProgress:
+    """A rich progress bar per stream on a terminal; plain log lines elsewhere."""
+
+    def __init__(self, app: AppContext) -> None:
+        self.enabled = app.err.is_terminal and not app.quiet
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(pulse_style="cyan"),
+            TextColumn("{task.fields[records]:>10,} records {task.fields[pages]:>5,} pages"),
+            TimeElapsedColumn(),
+            console=app.err,
+            transient=False,
+            disable=not self.enabled,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self._logged: dict[str, int] = {}
+
+    def __call__(self, stream: str, records: int, pages: int) -> None:
+        if self.enabled:
+            if stream not in self.tasks:
+                self.tasks[stream] = self.progress.add_task(stream, total=None, records=0, pages=0)
+            self.progress.update(self.tasks[stream], records=records, pages=pages)
+        elif records - self._logged.get(stream, 0) >= 10_000 or pages == 1:
+            self._logged[stream] = records
+            log.info("%s: %d records in %d pages so far", stream, records, pages)
+
+    def __enter__(self) -> StreamProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+
+def print_report(app: AppContext, report: SyncReport) -> None:
+    table = Table(
+        title=f"sync run {report.run_id}: {report.status}",
+        title_justify="left",
+        header_style="bold",
+    )
+    for name in ("stream", "read", "inserted", "updated", "deleted", "pages", "error"):
+        table.add_column(name, justify="left" if name in ("stream", "error") else "right")
+    for s in report.streams:
+        table.add_row(
+            s.key,
+            f"{s.read:,}",
+            f"{s.inserted:,}",
+            f"{s.updated:,}",
+            f"{s.deleted:,}",
+            f"{s.pages:,}",
+            s.error or "",
+        )
+    app.out.print(table)
+    if report.pushed:
+        app.out.print(
+            f"write-back: {report.written} campaigns updated, "
+            f"{len(report.write_failed)} failed (retried next run)"
+        )
+    for error in report.errors():
+        app.err.print(f"[red]error[/]: {error}", highlight=False)
+
+
+@click.command()
+@click.option(
+    "--source",
+    "only",
+    metavar="NAME",
+    default=None,
+    help="only this system (salesforce, google_ads, meta_ads, ...)",
+)
+@click.option("--full", is_flag=True, help="re-read everything, ignoring the saved cursors")
+@click.option("--no-push", is_flag=True, help="pull and compute, write nothing to the CRM")
+@click.option("--wait", is_flag=True, help="if another sync holds the store, wait for it")
+@click.option("--json-logs", is_flag=True, help="log one JSON object per line")
+@pass_app
+def sync(
+    app: AppContext, only: str | None, full: bool, no_push: bool, wait: bool, json_logs: bool
+) -> None:
+    """Pull every enabled source, compute attribution and budgets, push ROI fields back.
+
+    Exit status 3 means some records failed and the rest landed; the next run retries them.
+
+    \b
+    Examples:
+      crm-roi sync
+      crm-roi sync --source google_ads --full --no-push
+    """
+    if json_logs:
+        use_json_logs()
+    config = app.config()
+    with Store.open(config.connector.database_url) as store:
+        progress = StreamProgress(app)
+        try:
+            with progress:
+                report = run_sync(
+                    store,
+                    config,
+                    only=only,
+                    full=full,
+                    push=not no_push,
+                    progress=progress,
+                    wait=None if wait else 0.0,
+                )
+        except LockHeld as exc:
+            raise Failure(str(exc)) from None
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    print_report(app, report)
+    if report.exit_code:
+        raise SystemExit(report.exit_code)
+
+
+@click.command()
+@click.option("--last", type=int, default=10, show_default=True, help="how many runs")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_app
+def runs(app: AppContext, last: int, fmt: str) -> None:
+    """Show the latest sync runs: when, how long, what each stream read and wrote, errors.
+
+    \b
+    Example:
+      crm-roi runs --last 5
+    """
+    config = app.config(resolve_secrets=False)
+    t = schema.sync_runs
+    with Store.open(config.connector.database_url) as store, store.engine.connect() as conn:
+        rows = conn.execute(select(t).order_by(t.c.id.desc()).limit(last)).all()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "command": r.command,
+                        "started_at": r.started_at.isoformat(),
+                        "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                        "status": r.status,
+                        "counts": r.counts,
+                        "errors": r.errors,
+                        "api_calls": r.api_calls,
+                        "host": r.host,
+                        "pid": r.pid,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table(header_style="bold")
+    for name in (
+        "run",
+        "started (UTC)",
+        "seconds",
+        "status",
+        "read",
+        "written",
+        "api calls",
+        "errors",
+    ):
+        table.add_column(name)
+    for r in rows:
+        streams = {k: v for k, v in (r.counts or {}).items() if "." in k}
+        read = sum(v.get("read", 0) for v in streams.values())
+        written = sum(v.get("inserted", 0) + v.get("updated", 0) for v in streams.values())
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        table.add_row(
+            str(r.id),
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            "running" if seconds is None else f"{seconds:,.1f}",
+            r.status,
+            f"{read:,}",
+            f"{written:,}",
+            str(r.api_calls),
+            "; ".join(r.errors or [])[:120],
+        )
+    app.out.print(table)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="run one scheduled sync now, then exit")
+@click.option("--json-logs", is_flag=True, help="log one JSON object per line")
+@pass_app
+def serve(app: AppContext, once: bool, json_logs: bool) -> None:
+    """Run the scheduler: a sync on the [schedule] cron, never two at once, until SIGTERM.
+
+    \b
+    Example:
+      crm-roi serve
+    """
+    from sync.scheduler import SyncScheduler, cron_trigger
+
+    if json_logs:
+        use_json_logs()
+    config = app.config()
+    stop = threading.Event()
+    store = Store.open(config.connector.database_url)
+
+    def job() -> None:
+        try:
+            report = run_sync(store, config, command="scheduled sync", stop=stop)
+            log.info("scheduled sync run %s: %s", report.run_id, report.status)
+        except LockHeld as exc:
+            log.info("skipped: %s", exc)
+
+    if once:
+        job()
+        store.close()
+        return
+    scheduler = SyncScheduler(
+        job,
+        cron_trigger(config.schedule.sync, config.connector.timezone),
+        timezone=config.connector.timezone,
+    )
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info(
+            "received %s: finishing the current batch, then stopping", signal.Signals(signum).name
+        )
+        stop.set()
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    scheduler.start()
+    with nullcontext():
+        done.wait()
+    scheduler.stop(wait=True)
+    store.close()
+    log.info("stopped")
+    sys.stdout.flush()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sync)
+    cli.add_command(runs)
+    cli.add_command(serve)
