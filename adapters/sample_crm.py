@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +58,31 @@ def to_payload(record: model.Record) -> dict[str, Any]:
     return out
 
 
-def from_payload(record_type: type[model.Record], payload: dict[str, Any]) -> model.Record:
+@cache
+def _parsers(record_type: type[model.Record]) -> tuple[tuple[str, Any], ...]:
+    """(field, parser or None) per field: the JSON strings that stand for dates and money."""
     hints = typing.get_type_hints(record_type)
-    values: dict[str, Any] = {}
+    out = []
     for name in record_type.field_names():
+        args = typing.get_args(hints[name]) or (hints[name],)
+        if datetime in args:
+            parser: Any = datetime.fromisoformat
+        elif date in args:
+            parser = date.fromisoformat
+        elif Decimal in args:
+            parser = Decimal
+        else:
+            parser = None
+        out.append((name, parser))
+    return tuple(out)
+
+
+def from_payload(record_type: type[model.Record], payload: dict[str, Any]) -> model.Record:
+    values: dict[str, Any] = {}
+    for name, parser in _parsers(record_type):
         value = payload.get(name)
-        if value is not None and isinstance(value, str):
-            kind = hints[name]
-            args = typing.get_args(kind) or (kind,)
-            if datetime in args:
-                value = datetime.fromisoformat(value)
-            elif date in args:
-                value = date.fromisoformat(value)
-            elif Decimal in args:
-                value = Decimal(value)
+        if value is not None and parser is not None:
+            value = parser(value)
         values[name] = value
     return record_type(**values)
 

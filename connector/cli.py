@@ -489,6 +489,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "connector.budget_cli",
     "adapters.salesforce.cli",
     "adapters.ads_cli",
+    "webhooks.cli",
 )
 
 

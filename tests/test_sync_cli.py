@@ -1,0 +1,66 @@
+"""`crm-roi sync` and `crm-roi runs` from the command line: exit codes and run history."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CRM_ROI = Path(sys.executable).parent / "crm-roi"
+
+
+def cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "CRM_ROI_CONFIG"}
+    full.update(env or {})
+    return subprocess.run(
+        [str(CRM_ROI), *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_sync_without_sources_computes_and_records_a_run(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        f'[connector]\ndatabase_url = "sqlite:///{tmp_path}/s.db"\n'
+    )
+    done = cli(["sync", "--json-logs"], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sync run 1: ok" in done.stdout
+    done = cli(["runs", "--format", "json"], tmp_path)
+    runs = json.loads(done.stdout)
+    assert [r["status"] for r in runs] == ["ok"]
+    assert set(runs[0]["counts"]["seconds"]) == {"pull", "compute", "push"}
+    assert cli(["runs"], tmp_path).returncode == 0
+
+
+def test_enabled_system_without_adapter_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        f'[connector]\ndatabase_url = "sqlite:///{tmp_path}/s.db"\n[zoho]\nenabled = true\n'
+    )
+    env = {
+        "ZOHO_CLIENT_ID": "id",
+        "ZOHO_CLIENT_SECRET": "zoho-secret-xyz",
+        "ZOHO_REFRESH_TOKEN": "tok",
+    }
+    done = cli(["sync", "--no-push"], tmp_path, env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "zoho" in done.stderr and "no zoho adapter" in done.stderr
+    assert "zoho-secret-xyz" not in done.stdout + done.stderr
+
+
+def test_sync_usage_errors(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        f'[connector]\ndatabase_url = "sqlite:///{tmp_path}/s.db"\n'
+    )
+    done = cli(["sync", "--source", "salesforce"], tmp_path)
+    assert done.returncode == 2 and "salesforce.enabled is false" in done.stderr
+    done = cli(["sync", "--source", "myspace"], tmp_path)
+    assert done.returncode == 2 and "not a known system" in done.stderr
