@@ -211,6 +211,25 @@ class CallStats:
 
 Classifier = Callable[[requests.Response], Decision | None]
 ResponseHook = Callable[[requests.Response], None]
+RetryAfterHint = Callable[[requests.Response], float | None]
+
+
+class _RedactQueryFilter(logging.Filter):
+    """Redacts secret query values in urllib3's debug lines (``"GET /path?access_token=..."``).
+
+    Some APIs take their token as a query parameter (Meta's ``access_token``); with ``-v`` the
+    connection pool logs every request line, which would otherwise put the token in the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(a) if isinstance(a, str) and "?" in a else a for a in record.args
+            )
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactQueryFilter())
 
 
 class HttpClient:
@@ -219,8 +238,11 @@ class HttpClient:
     ``service`` names the system in messages ("Salesforce", "Meta Marketing API");
     ``base_url`` is the configurable base (sandboxes, proxies, tests). ``classify`` lets an
     adapter map its API's quirks to a :class:`Decision` (return None for the default rules);
-    ``on_response`` hooks see every response (rate-limit headers). ``sleep`` and ``rng`` are
-    injectable so tests run instantly and deterministically.
+    ``on_response`` hooks see every response (rate-limit headers). ``retry_after`` gives the
+    wait an API states somewhere other than the ``Retry-After`` header (Google's
+    ``quotaErrorDetails.retryDelay`` in the body, Meta's ``estimated_time_to_regain_access`` in
+    a usage header); it is consulted only when that header is absent. ``sleep`` and ``rng``
+    are injectable so tests run instantly and deterministically.
     """
 
     def __init__(
@@ -237,6 +259,7 @@ class HttpClient:
         max_wait: float = 300.0,
         classify: Classifier | None = None,
         on_response: Iterable[ResponseHook] = (),
+        retry_after: RetryAfterHint | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -251,6 +274,7 @@ class HttpClient:
         self.max_wait = max_wait
         self.classify = classify
         self.on_response = list(on_response)
+        self.retry_after = retry_after
         self.session = session or requests.Session()
         self.session.headers.update({"User-Agent": "crm-roi-connector/0.1"})
         if headers:
@@ -360,6 +384,8 @@ class HttpClient:
                     response=response,
                 )
             wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None and self.retry_after is not None:
+                wait = self.retry_after(response)
             if decision is Decision.RATE_LIMITED or (
                 decision is Decision.RETRY and wait is not None and wait > self.max_wait
             ):
