@@ -207,7 +207,7 @@ class SampleSource:
 class SampleWriter:
     """Write-back into the sample CRM: ROI fields on campaigns, tasks, inbound leads."""
 
-    name = "demo"
+    name = "demo_crm"  # the source name of the records it owns
 
     def __init__(self, crm: SampleCrm, *, fail_ids: Sequence[str] = ()) -> None:
         self.crm = crm

@@ -56,6 +56,12 @@ def _exact(value: Any) -> Decimal:
 
 
 def _sqlite_money(value: Any) -> str:
+    if type(value) is Decimal:
+        # Fast path for the common spelling ("495.18", "12"): already canonical when it has
+        # no exponent and no trailing fractional zero. Anything else is normalised.
+        text = str(value)
+        if "E" not in text and text != "-0" and not ("." in text and text[-1] == "0"):
+            return text
     return canonical_decimal(_exact(value))
 
 
@@ -66,6 +72,8 @@ def _day(value: Any) -> date:
 
 
 def _sqlite_day(value: Any) -> str:
+    if type(value) is date:
+        return value.isoformat()
     return _day(value).isoformat()
 
 

@@ -224,7 +224,7 @@ class Store:
         synced: dict[type[model.Record], Any] = {}
 
         def flush(record_type: type[model.Record]) -> None:
-            rows = list(buffers.pop(record_type, {}).values())
+            rows = list(buffers.get(record_type, {}).values())
             if not rows:
                 return
             plan = plans[record_type]
@@ -241,6 +241,7 @@ class Store:
                 affected[record_type] = 0
             affected[record_type] += bulk.write_sqlite(conn, plan, rows)
 
+        reads: dict[type[model.Record], int] = {}
         for record in records:
             record_type = type(record)
             plan = plans.get(record_type)
@@ -249,7 +250,9 @@ class Store:
                     raise TypeError(f"not a normalized record: {record_type.__name__}")
                 plan = plans[record_type] = bulk.plan_for(record_type, self.dialect)
                 synced[record_type] = plan.synced_value(now)
-            buffer = buffers.setdefault(record_type, {})
+                buffers[record_type] = {}
+                reads[record_type] = 0
+            buffer = buffers[record_type]
             # One key once per statement: PostgreSQL refuses "ON CONFLICT DO UPDATE command
             # cannot affect row a second time", and the last version is the one to keep.
             try:
@@ -258,9 +261,12 @@ class Store:
                 raise type(exc)(
                     f"{record_type.entity} {record.source}:{record.external_id}: {exc}"
                 ) from None
-            report.counts(record_type.entity).read += 1
+            reads[record_type] += 1
             if len(buffer) >= batch_size:
                 flush(record_type)
+                buffers[record_type] = {}
+        for record_type, count in reads.items():
+            report.counts(record_type.entity).read += count
         for record_type in list(buffers):
             flush(record_type)
 
