@@ -28,7 +28,7 @@ from adapters.base import (
     LeadOutcome,
     WriteResult,
 )
-from connector import model
+from connector import failpoints, model
 
 _TYPES: dict[str, type[model.Record]] = {t.entity: t for t in model.ENTITY_TYPES}
 _PAGE = 5000
@@ -204,6 +204,18 @@ class SampleSource:
         pass
 
 
+def _field_text(update: CampaignFields) -> dict[str, Any]:
+    return {
+        k: (str(v) if isinstance(v, Decimal | datetime) else v)
+        for k, v in asdict(update).items()
+        if k != "campaign_id"
+    }
+
+
+def _without_stamp(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "synced_at"}
+
+
 class SampleWriter:
     """Write-back into the sample CRM: ROI fields on campaigns, tasks, inbound leads."""
 
@@ -214,28 +226,35 @@ class SampleWriter:
         self.fail_ids = set(fail_ids)  # tests: records the "CRM" rejects
 
     def write_campaign_fields(self, updates: Sequence[CampaignFields]) -> WriteResult:
+        """Like a real CRM write-back: only campaigns whose figures changed (the timestamp
+        alone is no change), 200 a call, each call committed on its own."""
         result = WriteResult()
+        current = self.crm.campaign_fields()
+        changed = []
+        for update in updates:
+            fields = _field_text(update)
+            known = current.get(update.campaign_id)
+            if known is None or _without_stamp(known) != _without_stamp(fields):
+                changed.append((update.campaign_id, fields))
         now = datetime.now(UTC).isoformat()
-        for start in range(0, len(updates), 200):
+        for start in range(0, len(changed), 200):
             result.calls += 1
-            for update in updates[start : start + 200]:
-                if update.campaign_id in self.fail_ids:
-                    result.failed[update.campaign_id] = (
+            self.crm.db.execute("BEGIN")
+            for campaign_id, fields in changed[start : start + 200]:
+                if campaign_id in self.fail_ids:
+                    result.failed[campaign_id] = (
                         "FIELD_CUSTOM_VALIDATION_EXCEPTION: rejected by a validation rule"
                     )
                     continue
-                fields = {
-                    k: (str(v) if isinstance(v, Decimal | datetime) else v)
-                    for k, v in asdict(update).items()
-                    if k != "campaign_id"
-                }
                 self.crm.db.execute(
                     "INSERT INTO campaign_roi (campaign_id, fields, updated_at) VALUES (?,?,?) "
                     "ON CONFLICT (campaign_id) DO UPDATE SET fields = excluded.fields, "
                     "updated_at = excluded.updated_at, writes = writes + 1",
-                    (update.campaign_id, json.dumps(fields), now),
+                    (campaign_id, json.dumps(fields), now),
                 )
-                result.written.append(update.campaign_id)
+                result.written.append(campaign_id)
+            self.crm.db.execute("COMMIT")
+            failpoints.hit("writeback-call-done")
         return result
 
     def create_task(self, task: AlertTask) -> str:

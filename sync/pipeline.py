@@ -24,11 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import CrmWriter, Source, WriteResult
+from connector import failpoints
 from connector.config import Config
 from connector.dataset import Dataset
 from connector.roi import RoiEngine, Settings
 from connector.store import Store
-from sync import failpoints
 from sync.lock import SyncLock
 from sync.runner import ProgressHook, SourceResult, StreamResult, SyncInterrupted, sync_source
 

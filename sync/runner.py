@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from adapters.base import Source, Stream
 from adapters.http import RateLimited
+from connector import failpoints
 from connector.store import Store, UpsertCounts
-from sync import failpoints
 
 log = logging.getLogger(__name__)
 
