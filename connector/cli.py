@@ -471,6 +471,10 @@ def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None
     report_format.render_comparison(
         [c.name for c in campaigns], revenue, out, engine.currency, limit=8
     )
+    from connector import budget_cli
+
+    with Store.open(f"sqlite:///{db}") as demo_store:
+        budget_cli.show_demo(out, demo_store, config_path, engine, quarter.name)
     out.print(
         f"\nStore: {db}\nConfig: {config_path}\nExplore it:\n"
         f"  crm-roi --config {config_path} report --by department --period {quarter}\n"

@@ -766,6 +766,7 @@ class MetaAdsSection(_OutsideSystem):
     base_url: BaseUrl = "https://graph.facebook.com"
     lookback_days: int = _days(28)
     history_days: int = _days(400, minimum=1)
+    conversion_action_types: list[NonEmptyStr] = ["lead"]
 
 
 class LinkedinAdsSection(_OutsideSystem):
@@ -976,6 +977,9 @@ class AlertsSection(_Model):
     webhook_url: OptionalUrl = ""
     webhook_secret_env: EnvName = ""
     crm_tasks: bool = True
+    health: bool = True
+    min_days_elapsed: int = Field(default=7, ge=0)
+    grace_days: int = Field(default=30, ge=0)
 
     @field_validator("thresholds")
     @classmethod
@@ -1016,8 +1020,40 @@ class ExpensesSection(_Model):
     """``[expenses]``: approval rules for non-ad costs."""
 
     auto_approve_under: NonNegativeMoney = Decimal("0")
+    auto_approve_under_scopes: dict[str, NonNegativeMoney] = {}
     require_approver_over: OptionalAmount = None
+    approvers: list[NonEmptyStr] = []
     budget_lock: bool = True
+
+    @field_validator("auto_approve_under_scopes")
+    @classmethod
+    def _scoped_limits(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for scope in value:
+            try:
+                _scope(scope)
+            except ValueError as exc:
+                raise ValueError(f"key {scope!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _auto_below_approver_limit(self) -> Self:
+        limit = self.require_approver_over
+        if limit is None:
+            return self
+        for key, value in [
+            ("auto_approve_under", self.auto_approve_under),
+            *(
+                (f"auto_approve_under_scopes[{scope!r}]", v)
+                for scope, v in self.auto_approve_under_scopes.items()
+            ),
+        ]:
+            if value > limit:
+                raise _fail(
+                    f"{key} ({value}) is above require_approver_over ({limit}): expenses "
+                    "needing an approver would be approved automatically",
+                    key.partition("[")[0],
+                )
+        return self
 
 
 _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
@@ -1088,6 +1124,9 @@ class WebhooksSection(_Model):
     max_attempts: int = Field(default=8, ge=1)
     generic_secret_env: EnvName = ""
     hubspot_client_secret_env: EnvName = ""
+    public_url: OptionalBaseUrl = ""
+    process_test_leads: bool = False
+    durable_intake: bool = True
 
 
 class ServerSection(_Model):
@@ -1097,6 +1136,7 @@ class ServerSection(_Model):
     port: int = Field(default=8080, ge=1, le=65535)
     admin_token_env: EnvName = "CRM_ROI_ADMIN_TOKEN"
     workers: int = Field(default=1, ge=1)
+    threads: int = Field(default=16, ge=1, le=256)
 
 
 # --------------------------------------------------------------------------------------------

@@ -149,6 +149,33 @@ alerts = Table(
     Column("delivered_to", JSON(), nullable=False, default=dict),
     Column("crm_task_id", String(64), nullable=True),
     Column("history", JSON(), nullable=False, default=list),
+    # What a delivery needs without recomputing: figures, the campaign and owner a CRM task
+    # goes to (connector.alert_log).
+    Column("details", JSON(), nullable=False, default=dict),
+    # Per channel: attempts and the last error of deliveries still to retry.
+    Column("delivery_errors", JSON(), nullable=False, default=dict),
+    # How often the condition was crossed: a re-crossing after a resolution is a new firing.
+    Column("firings", Integer, nullable=False, default=1),
+    Index(None, "state"),
+)
+
+expense_decisions = Table(
+    "expense_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("expense_source", String(255), nullable=False),
+    Column("expense_id", String(255), nullable=False),
+    # requested, approved, rejected, refused (a rule said no), changed (re-imported values)
+    Column("action", String(16), nullable=False),
+    Column("actor", String(255), nullable=True),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    Column("reason", Text(), nullable=True),
+    Column("override", Boolean(), nullable=False, default=False),
+    Column("rule", String(64), nullable=True),
+    Column("amount", Money(), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("details", JSON(), nullable=False, default=dict),
+    Index(None, "expense_source", "expense_id"),
 )
 
 webhook_events = Table(

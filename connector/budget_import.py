@@ -1,0 +1,133 @@
+"""``crm-roi budget import FILE``: budgets from a spreadsheet, checked row by row.
+
+Columns: ``scope`` (``channel:paid_social``, ``department:Brand``, ``category:growth``,
+``campaign:<id>`` or ``total``), ``period`` (``2026-11``, ``2026-Q4`` or ``2026``), ``amount``
+(0 or more) and optionally ``currency`` (default: the reporting currency). Each row is
+checked with the same rules as a ``[[budgets]]`` row of config. The rows are stored as Budget
+records of source ``csv``: importing a corrected file updates them; with ``replace`` the
+imported budgets missing from the file are removed (recorded as deleted). A ``[[budgets]]`` row
+in config for the same scope and period wins over the import, and is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from connector import config as config_module
+from connector import model
+from connector.csv_rows import MAX_REPORTED, CsvRejected, RowError, read_rows
+from connector.store import Store
+
+SOURCE = "csv"
+COLUMNS = ("scope", "period", "amount")
+OPTIONAL = ("currency",)
+
+
+@dataclass
+class BudgetFile:
+    budgets: list[model.Budget]
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BudgetImportResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    shadowed: list[str] = field(default_factory=list)
+    """``scope period`` of rows that config's ``[[budgets]]`` overrides."""
+
+
+def _row_budget(row_cells: dict[str, str], line: int, currency: str) -> model.Budget:
+    values = {
+        "scope": row_cells.get("scope", "").strip(),
+        "period": row_cells.get("period", "").strip(),
+        "amount": row_cells.get("amount", "").strip(),
+        "currency": (row_cells.get("currency") or "").strip().upper() or currency,
+    }
+    try:
+        checked = config_module.Budget.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        column = str(err["loc"][0]) if err["loc"] else None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise RowError(line, column, message) from None
+    return model.Budget(
+        source=SOURCE,
+        external_id=model.Budget.key(checked.scope, checked.period),
+        scope=checked.scope,
+        period=checked.period,
+        amount=checked.amount,
+        currency=checked.currency,
+    )
+
+
+def parse_budget_file(path: Path, *, reporting_currency: str) -> BudgetFile:
+    """Check every row; raise :class:`CsvRejected` listing the bad ones (nothing applied)."""
+    rows, ignored = read_rows(path, required=COLUMNS, optional=OPTIONAL)
+    budgets: list[model.Budget] = []
+    errors: list[RowError] = []
+    first_line: dict[str, int] = {}
+    for row in rows:
+        try:
+            budget = _row_budget(row.cells, row.line, reporting_currency)
+        except RowError as exc:
+            errors.append(exc)
+            continue
+        if budget.external_id in first_line:
+            errors.append(
+                RowError(
+                    row.line,
+                    "scope",
+                    f"a second budget for {budget.scope} {budget.period} "
+                    f"(the first is on line {first_line[budget.external_id]})",
+                )
+            )
+            continue
+        first_line[budget.external_id] = row.line
+        budgets.append(budget)
+    if errors:
+        raise CsvRejected(str(path), errors[:MAX_REPORTED])
+    return BudgetFile(budgets, ignored)
+
+
+def apply_budget_file(
+    store: Store,
+    parsed: BudgetFile,
+    *,
+    configured: Iterable[config_module.Budget] = (),
+    replace: bool = False,
+) -> BudgetImportResult:
+    """Store the budgets in one transaction (with ``replace``, remove the imported ones the
+    file no longer lists)."""
+    result = BudgetImportResult()
+    in_config = {model.Budget.key(b.scope, b.period) for b in configured}
+    result.shadowed = [
+        f"{b.scope} {b.period}" for b in parsed.budgets if b.external_id in in_config
+    ]
+    keep = {b.external_id for b in parsed.budgets}
+    stale = (
+        [
+            b.external_id
+            for b in store.iter_records(model.Budget, source=SOURCE)
+            if b.external_id not in keep
+        ]
+        if replace
+        else []
+    )
+    with store.begin() as conn:
+        report = store.upsert(parsed.budgets, connection=conn)
+        counts = report.counts(model.Budget.entity)
+        result.inserted, result.updated, result.unchanged = (
+            counts.inserted,
+            counts.updated,
+            counts.unchanged,
+        )
+        if stale:
+            result.removed = store.mark_deleted(model.Budget, SOURCE, stale, connection=conn)
+    return result
