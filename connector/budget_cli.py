@@ -654,8 +654,8 @@ def show_demo(out: Console, store: Store, config_path: Path, engine: Any, period
                 soft_wrap=True,
             )
     out.print(
-        "  (printed here: the demo has no alert channel; with [alerts] configured they go to "
-        "the CRM as tasks, to Slack, e-mail or a webhook)\n"
+        "  (the sync delivered them as tasks into the sample CRM; with [alerts] configured they "
+        "also go to Slack, e-mail or a signed webhook)\n"
         f"  crm-roi --config {config_path} budget --campaigns\n"
         f"  crm-roi --config {config_path} alerts --open",
         highlight=False,

@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,13 @@ class _Group(click.Group):
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    # Warnings by default: the commands print their own results; -v shows the progress
+    # lines (sync and serve turn those on themselves, they are their output).
+    level = (
+        logging.WARNING
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -383,113 +389,13 @@ def report(
 # ----- demo ---------------------------------------------------------------------------------
 
 
-def _write_demo_config(directory: Path, db: Path) -> Path:
-    path = directory / "config.toml"
-    path.write_text(
-        "# The demo's configuration: only the store, no outside system is enabled.\n"
-        "[connector]\n"
-        f'database_url = "sqlite:///{db}"\n'
-        'reporting_currency = "USD"\n'
-        'timezone = "UTC"\n\n'
-        "[attribution]\n"
-        'model = "w_shaped"\n',
-        encoding="utf-8",
-    )
-    return path
-
-
-@main.command()
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("crm-roi-demo"),
-    show_default=True,
-    help="where the demo's store and config go",
-)
-@click.option("--seed", type=int, default=7, show_default=True, help="same seed, same world")
-@click.option("--as-of", default=None, metavar="DATE", help="the demo's today (default: today)")
-@pass_app
-def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None:
-    """Build a realistic sample year of marketing, run the pipeline on it, print the report.
-
-    No account and no network: campaigns over every channel, ad spend in USD and EUR, leads,
-    opportunities and budgets go into a SQLite store in --dir.
-
-    \b
-    Example:
-      crm-roi demo
-      crm-roi --config crm-roi-demo/config.toml report --by department --period 2026-Q4
-    """
-    from connector import demo as demo_world
-    from connector import report_format
-    from connector.dataset import Dataset
-    from connector.roi import RoiEngine, Settings
-
-    as_of_day = _parse_as_of(as_of).date() if as_of else datetime.now(UTC).date()
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    db = directory / "demo.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    world = demo_world.build_world(seed=seed, as_of=as_of_day)
-    config_path = _write_demo_config(directory, db)
-    with Store.open(f"sqlite:///{db}") as store, app.progress() as progress:
-        task = progress.add_task("loading the demo world", total=len(world.records))
-
-        def counted():
-            for i, record in enumerate(world.records, start=1):
-                if i % 2000 == 0:
-                    progress.update(task, completed=i)
-                yield record
-
-        loaded = store.upsert(counted())
-        progress.update(task, completed=len(world.records))
-        log.info("loaded %s records into %s", loaded.total.read, store.describe())
-        data = Dataset.load(store)
-    settings = Settings()
-    engine = RoiEngine(data, settings, as_of=world.as_of)
-    quarter = Period.parse(f"{as_of_day.year}-Q{(as_of_day.month - 1) // 3 + 1}")
-    out = app.out
-    out.rule("crm-roi demo")
-    counts = {t.__name__: world.count(t) for t in model.ENTITY_TYPES}
-    out.print(
-        f"Built a sample year ending {as_of_day - timedelta(days=1)}: "
-        f"{counts['Campaign']} campaigns, "
-        f"{counts['AdSpendDay']:,} days of ad spend, {counts['Person']:,} leads and contacts, "
-        f"{counts['Touchpoint']:,} touches, {counts['Opportunity']} opportunities.",
-        highlight=False,
-    )
-    report_format.render_table(engine.report(model_name="w_shaped", by="channel"), out)
-    report_format.render_table(
-        engine.report(model_name="w_shaped", by="channel", period=quarter), out
-    )
-    report_format.render_table(engine.report(model_name="w_shaped", by="campaign"), out, limit=12)
-    campaigns, revenue = engine.compare_models(
-        models=("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
-    )
-    report_format.render_comparison(
-        [c.name for c in campaigns], revenue, out, engine.currency, limit=8
-    )
-    from connector import budget_cli
-
-    with Store.open(f"sqlite:///{db}") as demo_store:
-        budget_cli.show_demo(out, demo_store, config_path, engine, quarter.name)
-    out.print(
-        f"\nStore: {db}\nConfig: {config_path}\nExplore it:\n"
-        f"  crm-roi --config {config_path} report --by department --period {quarter}\n"
-        f"  crm-roi --config {config_path} report --model markov --format json\n"
-        f"  crm-roi --config {config_path} report --compare-models",
-        highlight=False,
-    )
-
-
 # Commands and doctor checks that live in other modules register here. Each module has
 # ``register(cli: click.Group) -> None`` and may have ``doctor_checks(config) ->
 # Iterable[tuple[bool, str]]``. connector/ imports adapters/, sync/ and webhooks/ only here
 # and only when the CLI starts, keeping the core free of them (DESIGN section 2).
 COMMAND_MODULES: tuple[str, ...] = (
     "sync.cli",
+    "sync.demo_cli",
     "connector.budget_cli",
     "adapters.salesforce.cli",
     "adapters.ads_cli",

@@ -183,16 +183,47 @@ class SyncReport:
         return errors
 
 
+def alerts_step(ctx: SyncContext) -> None:
+    """Budgets, forecasts and alert rules on the computed figures (DESIGN section 5)."""
+    from connector.alert_run import budget_engine_for, evaluate_alerts
+
+    budgets = budget_engine_for(ctx.store, ctx.config, as_of=ctx.now, roi_engine=ctx.engine)
+    ctx.extras["budget_engine"] = budgets
+    ctx.extras["alerts"] = evaluate_alerts(
+        ctx.store, ctx.config, as_of=ctx.now, roi_engine=ctx.engine, budget_engine=budgets
+    )
+
+
 def writeback_step(ctx: SyncContext) -> None:
     """Write the ROI fields of every computed campaign back to the CRM (DESIGN section 7)."""
     if ctx.writer is None or ctx.engine is None:
         return
     from sync import writeback
 
-    result = writeback.push_campaign_fields(
-        ctx.store, ctx.engine, ctx.writer, ctx.config, now=ctx.now
+    budgets = ctx.extras.get("budget_engine")
+    ctx.write_result = writeback.push_campaign_fields(
+        ctx.store,
+        ctx.engine,
+        ctx.writer,
+        ctx.config,
+        now=ctx.now,
+        forecast_for=budgets.forecast_for if budgets is not None else None,
     )
-    ctx.write_result = result
+
+
+def alert_delivery_step(ctx: SyncContext) -> None:
+    """Deliver open alerts to every configured channel, once each; failures retry next run."""
+    from sync.alert_delivery import channels_from_config, deliver_alerts
+
+    channels, problems = channels_from_config(ctx.config, crm_writer=ctx.writer)
+    ctx.push_failures.extend(problems)
+    delivery = deliver_alerts(ctx.store, channels, now=ctx.now)
+    for channel, errors in delivery.failed.items():
+        ctx.push_failures.extend(f"alert delivery to {channel}: {e}" for e in errors)
+
+
+DEFAULT_COMPUTE_STEPS: tuple[ComputeStep, ...] = (alerts_step,)
+DEFAULT_PUSH_STEPS: tuple[PushStep, ...] = (writeback_step, alert_delivery_step)
 
 
 def run_sync(
@@ -204,7 +235,7 @@ def run_sync(
     push: bool = True,
     sources: Sequence[tuple[str, Callable[[], Source]]] | None = None,
     writer: CrmWriter | None = None,
-    compute_steps: Sequence[ComputeStep] = (),
+    compute_steps: Sequence[ComputeStep] | None = None,
     push_steps: Sequence[PushStep] | None = None,
     progress: ProgressHook | None = None,
     wait: float | None = 0.0,
@@ -251,7 +282,7 @@ def _run_stages(
     push: bool,
     sources: Sequence[tuple[str, Callable[[], Source]]] | None,
     writer: CrmWriter | None,
-    compute_steps: Sequence[ComputeStep],
+    compute_steps: Sequence[ComputeStep] | None,
     push_steps: Sequence[PushStep] | None,
     progress: ProgressHook | None,
     now: datetime,
@@ -286,7 +317,7 @@ def _run_stages(
     ctx = SyncContext(store=store, config=config, now=now, settings=settings)
     try:
         ctx.engine = RoiEngine(Dataset.load(store), settings, as_of=now)
-        for step in compute_steps:
+        for step in DEFAULT_COMPUTE_STEPS if compute_steps is None else compute_steps:
             step(ctx)
     except Exception as exc:
         log.exception("compute failed")
@@ -301,7 +332,7 @@ def _run_stages(
     started = time.perf_counter()
     try:
         ctx.writer = writer if writer is not None else build_writer(config, store)
-        for step in push_steps if push_steps is not None else (writeback_step,):
+        for step in DEFAULT_PUSH_STEPS if push_steps is None else push_steps:
             step(ctx)
         report.pushed = True
     except Exception as exc:
