@@ -221,9 +221,12 @@ class SampleWriter:
 
     name = "demo_crm"  # the source name of the records it owns
 
-    def __init__(self, crm: SampleCrm, *, fail_ids: Sequence[str] = ()) -> None:
+    def __init__(
+        self, crm: SampleCrm, *, fail_ids: Sequence[str] = (), batch_size: int = 200
+    ) -> None:
         self.crm = crm
         self.fail_ids = set(fail_ids)  # tests: records the "CRM" rejects
+        self.batch_size = batch_size  # like sObject Collections' 200 per call
 
     def write_campaign_fields(self, updates: Sequence[CampaignFields]) -> WriteResult:
         """Like a real CRM write-back: only campaigns whose figures changed (the timestamp
@@ -237,10 +240,10 @@ class SampleWriter:
             if known is None or _without_stamp(known) != _without_stamp(fields):
                 changed.append((update.campaign_id, fields))
         now = datetime.now(UTC).isoformat()
-        for start in range(0, len(changed), 200):
+        for start in range(0, len(changed), self.batch_size):
             result.calls += 1
             self.crm.db.execute("BEGIN")
-            for campaign_id, fields in changed[start : start + 200]:
+            for campaign_id, fields in changed[start : start + self.batch_size]:
                 if campaign_id in self.fail_ids:
                     result.failed[campaign_id] = (
                         "FIELD_CUSTOM_VALIDATION_EXCEPTION: rejected by a validation rule"

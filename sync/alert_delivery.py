@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from adapters.base import CrmWriter
-from connector import alert_log
+from connector import alert_log, failpoints
 from connector.config import Config, ConfigError
 from connector.store import Store
 from sync.alert_channels import (
@@ -114,6 +114,7 @@ def deliver_alerts(
         done: set[int] = set()
         try:
             for alert, result in channel.deliveries(pending):
+                failpoints.hit("alert-sent")  # sent, not yet recorded: the crash window
                 when = now or datetime.now(UTC)
                 done.add(alert.id)
                 if isinstance(result, DeliveryError):

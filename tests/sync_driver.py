@@ -5,6 +5,7 @@ python -m tests.sync_driver STORE_URL SAMPLE_CRM_PATH AS_OF [--no-push]
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
             push=push,
             now=datetime.fromisoformat(as_of),
             sources=[("demo", lambda: SampleSource(crm, page_size=700))],
-            writer=SampleWriter(crm),
+            writer=SampleWriter(crm, batch_size=int(os.environ.get("WRITER_BATCH", "200"))),
         )
     crm.close()
     return report.exit_code

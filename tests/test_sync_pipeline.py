@@ -164,8 +164,9 @@ def test_compute_failure_means_no_push(store: Store, crm: SampleCrm) -> None:
     assert "no dated rate" in report.compute_error
 
 
-def _driver(url: str, crm_path: Path, failpoint: str | None) -> int:
+def _driver(url: str, crm_path: Path, failpoint: str | None, *, push: bool = False) -> int:
     env = {k: v for k, v in os.environ.items() if k != "CRM_ROI_FAILPOINT"}
+    env["WRITER_BATCH"] = "10"
     if failpoint:
         env["CRM_ROI_FAILPOINT"] = failpoint
     done = subprocess.run(
@@ -176,7 +177,7 @@ def _driver(url: str, crm_path: Path, failpoint: str | None) -> int:
             url,
             str(crm_path),
             NOW.isoformat(),
-            "--no-push",
+            *([] if push else ["--no-push"]),
         ],
         cwd=ROOT,
         env=env,
@@ -218,3 +219,42 @@ def test_demo_sample_writer_round_trip(crm: SampleCrm) -> None:
         )
     )
     assert len(crm.tasks()) == 1
+
+
+@pytest.mark.parametrize("failpoint", ["writeback-call-done:2", "alert-sent:1"])
+def test_killed_during_push_then_rerun_writes_nothing_twice(
+    tmp_path: Path, world_records, failpoint: str
+) -> None:
+    crashed_crm, clean_crm = tmp_path / "crashed-crm.db", tmp_path / "clean-crm.db"
+    for path in (crashed_crm, clean_crm):
+        SampleCrm.create(path, world_records, at=NOW - timedelta(hours=1)).close()
+    crashed_url = f"sqlite:///{tmp_path / 'crashed.db'}"
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    assert _driver(crashed_url, crashed_crm, failpoint, push=True) == -9
+    assert _driver(crashed_url, crashed_crm, None, push=True) == 0
+    assert _driver(clean_url, clean_crm, None, push=True) == 0
+
+    crashed, clean = SampleCrm(crashed_crm), SampleCrm(clean_crm)
+    try:
+        assert crashed.campaign_fields() == clean.campaign_fields()
+        assert len(clean.campaign_fields()) > 10  # several write-back calls of 10
+        assert crashed.tasks() == clean.tasks() and clean.tasks()  # alerts raised tasks
+        writes = crashed.db.execute("SELECT max(writes) FROM campaign_roi").fetchone()[0]
+        assert writes == 1  # no campaign written twice
+    finally:
+        crashed.close()
+        clean.close()
+    with Store.open(crashed_url) as a, Store.open(clean_url) as b:
+        assert snapshot(a) == snapshot(b)
+        with a.engine.connect() as ca, b.engine.connect() as cb:
+            alerts_a = ca.execute(
+                select(
+                    schema.alerts.c.dedup_key, schema.alerts.c.state, schema.alerts.c.crm_task_id
+                )
+            ).all()
+            alerts_b = cb.execute(
+                select(
+                    schema.alerts.c.dedup_key, schema.alerts.c.state, schema.alerts.c.crm_task_id
+                )
+            ).all()
+        assert sorted(alerts_a) == sorted(alerts_b)
