@@ -745,7 +745,7 @@ class GoogleAdsSection(_OutsideSystem):
     webhook_key_env: EnvName = ""
     base_url: BaseUrl = "https://googleads.googleapis.com"
     token_url: Url = "https://oauth2.googleapis.com/token"
-    api_version: Annotated[str, _pattern(r"v\d+", "v22", "an API version")] = "v22"
+    api_version: Annotated[str, _pattern(r"v\d+", "v26", "an API version")] = "v26"
     lookback_days: int = _days(30)
     history_days: int = _days(400, minimum=1)
 
@@ -759,7 +759,7 @@ class MetaAdsSection(_OutsideSystem):
     ad_account_ids: list[
         Annotated[str, _pattern(r"act_\d+", "act_1234567890", "an ad account id")]
     ] = []
-    api_version: Annotated[str, _pattern(r"v\d+\.\d+", "v23.0", "an API version")] = "v23.0"
+    api_version: Annotated[str, _pattern(r"v\d+\.\d+", "v26.0", "an API version")] = "v26.0"
     access_token_env: EnvName = "META_TOKEN"
     app_secret_env: EnvName = ""
     verify_token_env: EnvName = ""

@@ -92,7 +92,7 @@ def test_example_loads_with_its_variables_set() -> None:
     assert cfg.google_ads.login_customer_id == ""
     assert cfg.google_ads.token_url == "https://oauth2.googleapis.com/token"
     assert cfg.meta_ads.enabled and cfg.meta_ads.ad_account_ids == ["act_1234"]
-    assert cfg.meta_ads.api_version == "v23.0"
+    assert cfg.meta_ads.api_version == "v26.0"
     assert not cfg.linkedin_ads.enabled and cfg.linkedin_ads.account_ids == ["5123456"]
     assert [(m.ad_source, m.ad_campaign_id, m.crm_campaign_id) for m in cfg.mapping] == [
         ("google_ads", "20583018", "701Hs00000AbCdE")
@@ -223,7 +223,7 @@ def test_minimal_file_gets_defaults_and_disabled_systems(tmp_path: Path) -> None
     assert cfg.salesforce.ad_campaign_id_field == "Ad_Campaign_Id__c"
     assert cfg.salesforce.responded_field == "HasResponded"
     assert cfg.salesforce.quota_stop_share == Decimal("0.5")
-    assert cfg.google_ads.api_version == "v22"
+    assert cfg.google_ads.api_version == "v26"
     assert (cfg.google_ads.lookback_days, cfg.google_ads.history_days) == (30, 400)
     assert (cfg.meta_ads.lookback_days, cfg.linkedin_ads.lookback_days) == (28, 7)
     assert cfg.linkedin_ads.api_version == "202511"
