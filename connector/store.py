@@ -224,7 +224,11 @@ class Store:
         synced: dict[type[model.Record], Any] = {}
 
         def flush(record_type: type[model.Record]) -> None:
-            rows = list(buffers.get(record_type, {}).values())
+            buffer = buffers.get(record_type, {})
+            # In key order, B-tree inserts into the unique index land next to each other
+            # instead of all over it (a slice of ad days arrives day-major, the key is
+            # campaign-major): several times faster on large stores.
+            rows = [buffer[key] for key in sorted(buffer)]
             if not rows:
                 return
             plan = plans[record_type]
