@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 import threading
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,6 +134,8 @@ def sync(
     """
     if json_logs:
         use_json_logs()
+    if not app.quiet:
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     config = app.config()
     with Store.open(config.connector.database_url) as store:
         progress = StreamProgress(app)
@@ -230,16 +231,25 @@ def runs(app: AppContext, last: int, fmt: str) -> None:
 @click.option("--json-logs", is_flag=True, help="log one JSON object per line")
 @pass_app
 def serve(app: AppContext, once: bool, json_logs: bool) -> None:
-    """Run the scheduler: a sync on the [schedule] cron, never two at once, until SIGTERM.
+    """Run the webhook server, its workers and the scheduled sync together until SIGTERM.
+
+    The Flask app answers on [server] host and port under waitress (/webhooks/<provider>,
+    the admin API, /healthz); webhook workers turn stored events into CRM leads; the
+    scheduler runs a sync on the [schedule] cron, never two at once. SIGTERM or Ctrl-C stops
+    all three cleanly: requests in flight are answered, the sync finishes its batch.
 
     \b
-    Example:
+    Examples:
       crm-roi serve
+      crm-roi serve --once        # one scheduled sync now, then exit
     """
     from sync.scheduler import SyncScheduler, cron_trigger
+    from webhooks.server import WebhookService
 
     if json_logs:
         use_json_logs()
+    if not app.quiet:
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     config = app.config()
     stop = threading.Event()
     store = Store.open(config.connector.database_url)
@@ -255,26 +265,40 @@ def serve(app: AppContext, once: bool, json_logs: bool) -> None:
         job()
         store.close()
         return
-    scheduler = SyncScheduler(
-        job,
-        cron_trigger(config.schedule.sync, config.connector.timezone),
-        timezone=config.connector.timezone,
-    )
     done = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        log.info(
-            "received %s: finishing the current batch, then stopping", signal.Signals(signum).name
-        )
+        log.info("received %s: finishing work in hand, then stopping", signal.Signals(signum).name)
         stop.set()
         done.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    scheduler.start()
-    with nullcontext():
-        done.wait()
-    scheduler.stop(wait=True)
+    try:
+        webhooks = WebhookService(config, store)
+    except OSError as exc:
+        store.close()
+        raise Failure(
+            f"cannot listen on {config.server.host}:{config.server.port}: "
+            f"{exc.strerror or exc} (check [server] host and port)"
+        ) from None
+    scheduler = (
+        SyncScheduler(
+            job,
+            cron_trigger(config.schedule.sync, config.connector.timezone),
+            timezone=config.connector.timezone,
+        )
+        if config.schedule.enabled
+        else None
+    )
+    webhooks.start()
+    if scheduler is not None:
+        scheduler.start()
+    while not done.wait(1.0):
+        pass
+    webhooks.stop()
+    if scheduler is not None:
+        scheduler.stop(wait=True)
     store.close()
     log.info("stopped")
     sys.stdout.flush()

@@ -450,7 +450,7 @@ def test_build_source_reads_the_section(tmp_path: Path) -> None:
     )
     config = load_config(path, {"META_TOKEN": TOKEN, "META_APP_SECRET": APP_SECRET})
     source = meta_ads.build_source(config)
-    assert source.account_ids == [ACT] and source.version == "v23.0"
+    assert source.account_ids == [ACT] and source.version == "v26.0"
     assert source.action_types == ("lead", "purchase")
     assert source._auth == {"access_token": TOKEN, "appsecret_proof": PROOF}
     assert TOKEN not in repr(source.streams())

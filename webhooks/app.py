@@ -1,0 +1,225 @@
+"""The Flask app of ``crm-roi serve``: ``/webhooks/<provider>``, the admin API, ``/healthz``.
+
+A POST goes through four steps, in this order, and the first that fails answers:
+
+1. the endpoint must be configured (its secret's ``*_env`` key set), else 404;
+2. the body must fit ``[webhooks] max_body_bytes``, else 413 (read no further);
+3. the platform's proof must hold (signature, key, timestamp window), else 401 (missing)
+   or 403 (wrong), and **nothing is stored**;
+4. the body must be what the platform sends, else 400 (malformed JSON) or 422, with the
+   reason in the answer.
+
+Only then is the event written, with its dedup key and the headers that matter, by
+:class:`webhooks.intake.Intake`; the 200 follows the commit. No input makes the app answer
+500: every refusal is a 4xx, and a store that cannot take the write answers 503 so the
+platform delivers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from connector.config import Config
+from connector.store import Store
+from webhooks import verify
+from webhooks.admin import admin_blueprint, health_blueprint
+from webhooks.intake import Intake, IntakeUnavailable
+from webhooks.providers import PROVIDERS
+from webhooks.providers.base import InboundRequest
+from webhooks.verify import Rejected
+
+log = logging.getLogger(__name__)
+
+# The headers kept with an event: enough to re-check it and to trace a delivery.
+KEPT_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "X-Forwarded-For",
+    "X-Request-Id",
+    "X-Hub-Signature-256",
+    "X-LI-Signature",
+    "X-HubSpot-Signature-v3",
+    "X-HubSpot-Request-Timestamp",
+    "X-Signature-256",
+    "X-Webhook-Id",
+    "Idempotency-Key",
+)
+_KEPT_KEYS = tuple(
+    (name, "CONTENT_TYPE" if name == "Content-Type" else "HTTP_" + name.upper().replace("-", "_"))
+    for name in KEPT_HEADERS
+)
+_MAX_HEADER = 512
+_MAX_CHALLENGE = 256
+
+
+def resolve_secrets(config: Config) -> dict[str, str]:
+    """The signing secret of every configured endpoint, by provider name.
+
+    An endpoint is configured when its ``*_env`` key names a variable; a named variable that
+    is not set is a configuration error (exit 2 at ``serve``), never a silently open door.
+    """
+    secrets: dict[str, str] = {}
+    for name, provider in PROVIDERS.items():
+        section, key = provider.secret
+        if getattr(getattr(config, section), f"{key}_env"):
+            secrets[name] = config.secret(section, key)
+    return secrets
+
+
+def admin_token(config: Config) -> str | None:
+    if not config.server.admin_token_env:
+        return None
+    try:
+        return config.secret("server", "admin_token")
+    except Exception:
+        return None
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        value = "".join(ch for ch in value if ch.isprintable())
+    return value[:_MAX_HEADER]
+
+
+def _kept(environ: Mapping[str, Any]) -> dict[str, str]:
+    kept = {}
+    for name, key in _KEPT_KEYS:
+        value = environ.get(key)
+        if value:
+            kept[name] = _printable(value)
+    remote = environ.get("REMOTE_ADDR")
+    if remote:
+        kept["Remote-Addr"] = _printable(remote)
+    return kept
+
+
+def _uri(public_url: str, environ: Mapping[str, Any]) -> str:
+    """The URL the platform called: ``[webhooks] public_url`` + path behind a proxy, else
+    the scheme and host of the request, with the path and query exactly as sent."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        query = environ.get("QUERY_STRING", "")
+        path = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe="/;=,:@!$&'()*+~")
+        raw = environ.get("SCRIPT_NAME", "") + path + (f"?{query}" if query else "")
+    if public_url:
+        return public_url.rstrip("/") + raw
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{raw}"
+
+
+def _refuse(status: int, reason: str) -> tuple[Response, int]:
+    return jsonify(error=reason), status
+
+
+def create_app(
+    config: Config,
+    store: Store,
+    *,
+    intake: Intake | None = None,
+    secrets: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """The app for ``config``; ``intake`` (started) is created and started when not given.
+
+    ``secrets`` overrides the resolved endpoint secrets (tests); ``clock`` gives Unix time
+    (HubSpot's timestamp window).
+    """
+    secrets = dict(resolve_secrets(config) if secrets is None else secrets)
+    verify_token = (
+        config.secret("meta_ads", "verify_token") if config.meta_ads.verify_token_env else None
+    )
+    public_url = config.webhooks.public_url
+    if intake is None:
+        intake = Intake(store).start()
+
+    app = Flask("crm_roi_webhooks")
+    app.config["MAX_CONTENT_LENGTH"] = config.webhooks.max_body_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["crm_roi_intake"] = intake
+    app.register_blueprint(health_blueprint(store))
+    app.register_blueprint(admin_blueprint(store, admin_token(config)))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        return _refuse(exc.code or 400, exc.description or exc.name)
+
+    @app.get("/webhooks/meta")
+    def meta_handshake() -> Any:
+        if verify_token is None:
+            return _refuse(404, "Meta verification is off: set meta_ads.verify_token_env")
+        try:
+            verify.check_meta_verify_token(
+                verify_token, request.args.get("hub.mode"), request.args.get("hub.verify_token")
+            )
+        except Rejected as exc:
+            log.info("meta handshake refused from %s: %s", request.remote_addr, exc.reason)
+            return _refuse(exc.status, exc.reason)
+        challenge = request.args.get("hub.challenge", "")
+        if not challenge or len(challenge) > _MAX_CHALLENGE or not challenge.isprintable():
+            return _refuse(400, "hub.challenge is missing or not a short printable value")
+        answer = Response(challenge, 200, mimetype="text/plain")
+        answer.headers["X-Content-Type-Options"] = "nosniff"
+        return answer
+
+    @app.get("/webhooks/linkedin")
+    def linkedin_handshake() -> Any:
+        secret = secrets.get("linkedin")
+        if secret is None:
+            return _refuse(404, "the linkedin webhook is off: set linkedin_ads.webhook_secret_env")
+        code = request.args.get("challengeCode", "")
+        if not code or len(code) > _MAX_CHALLENGE or not code.isprintable():
+            return _refuse(400, "challengeCode is missing or not a short printable value")
+        return jsonify(
+            challengeCode=code,
+            challengeResponse=verify.linkedin_challenge_response(secret, code),
+        )
+
+    @app.post("/webhooks/<name>")
+    def receive(name: str) -> Any:
+        provider = PROVIDERS.get(name)
+        if provider is None:
+            return _refuse(404, f"no webhook endpoint {name!r}; known: {', '.join(PROVIDERS)}")
+        secret = secrets.get(name)
+        if secret is None:
+            section, key = provider.secret
+            return _refuse(404, f"the {name} webhook is off: set {section}.{key}_env")
+        body = request.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
+        environ = request.environ
+        inbound = InboundRequest(
+            method=request.method,
+            body=body,
+            headers=request.headers,
+            now=clock(),
+            uri_of=lambda: _uri(public_url, environ),
+        )
+        try:
+            provider.verify(inbound, secret)
+        except Rejected as exc:
+            log.info("%s webhook refused from %s: %s", name, request.remote_addr, exc.reason)
+            return _refuse(exc.status, exc.reason)
+        try:
+            items = provider.items(inbound)
+        except Rejected as exc:
+            log.info("%s webhook body refused: %s", name, exc.reason)
+            return _refuse(exc.status, exc.reason)
+        try:
+            stored = intake.store_items(name, items, _kept(environ))
+        except IntakeUnavailable as exc:
+            response, status = _refuse(503, str(exc))
+            response.headers["Retry-After"] = "30"
+            return response, status
+        log.debug(
+            "%s webhook: %d stored, %d already there", name, stored.created, stored.duplicates
+        )
+        answer = {"stored": stored.created, "duplicates": stored.duplicates, "ignored": not items}
+        return Response(json.dumps(answer), 200, mimetype="application/json")
+
+    return app

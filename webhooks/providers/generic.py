@@ -1,0 +1,94 @@
+"""Any other lead source: ``/webhooks/generic``.
+
+For form tools and platforms without a module of their own (TikTok through a middleware,
+a website form, Zapier): the sender signs the raw body with ``X-Signature-256:
+sha256=<hex HMAC-SHA256(body, secret)>`` (GitHub's scheme), the secret being the variable
+named by ``[webhooks] generic_secret_env``. The body is one lead:
+
+    {"id": "form-123", "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
+     "company": "Acme", "phone": "+15550100", "ad_source": "meta_ads",
+     "ad_campaign_id": "120201", "campaign_id": "701...", "occurred_at": "2026-03-01T10:00:00Z"}
+
+Only ``email`` is required. The dedup key is the ``X-Webhook-Id`` (or ``Idempotency-Key``)
+header, else the body's ``id``, else the SHA-256 of the body; ``campaign_id`` names the CRM
+campaign directly, ``ad_source`` + ``ad_campaign_id`` go through the campaign mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from webhooks.providers.base import (
+    Action,
+    InboundRequest,
+    Item,
+    LeadData,
+    PermanentError,
+    ProcessContext,
+    dedup_key,
+    expect_object,
+    from_iso,
+    ident,
+    parse_json,
+    text_or_none,
+)
+from webhooks.verify import Rejected, check_generic
+
+AD_SOURCES = ("google_ads", "meta_ads", "linkedin_ads")
+_FIELDS = ("first_name", "last_name", "company", "phone")
+
+
+def _lead_body(data: Any) -> dict[str, Any]:
+    body = expect_object(data, "the body")
+    if text_or_none(body.get("email")) is None:
+        raise Rejected(422, "email is required (a non-empty string)")
+    source = body.get("ad_source")
+    if source is not None and source not in AD_SOURCES:
+        raise Rejected(422, f"ad_source must be one of {', '.join(AD_SOURCES)}")
+    return body
+
+
+class Generic:
+    name = "generic"
+    secret = ("webhooks", "generic_secret")
+
+    def verify(self, request: InboundRequest, secret: str) -> None:
+        check_generic(secret, request.body, request.headers.get("X-Signature-256"))
+
+    def items(self, request: InboundRequest) -> list[Item]:
+        body = _lead_body(request.json)
+        header = request.headers.get("X-Webhook-Id") or request.headers.get("Idempotency-Key")
+        key = ident(header, "X-Webhook-Id", required=False) or ident(
+            body.get("id"), "id", required=False
+        )
+        if key is None:
+            key = "sha256:" + hashlib.sha256(request.body).hexdigest()
+        return [Item(dedup_key(key), request.text)]
+
+    def interpret(self, dedup: str, body: str, context: ProcessContext) -> Action:
+        try:
+            data = _lead_body(parse_json(body))
+        except Rejected as exc:
+            raise PermanentError(f"stored generic lead is unusable: {exc.reason}") from None
+        values = {name: text_or_none(data.get(name)) for name in _FIELDS}
+        extra = {
+            str(k)[:80]: str(v)[:1000]
+            for k, v in data.items()
+            if k not in ("id", "email", "ad_source", "ad_campaign_id", "campaign_id", *_FIELDS)
+            and isinstance(v, str | int | float)
+            and not isinstance(v, bool)
+        }
+        return LeadData(
+            ref=dedup,
+            email=text_or_none(data.get("email")),
+            first_name=values["first_name"],
+            last_name=values["last_name"],
+            company=values["company"],
+            phone=values["phone"],
+            ad_source=data.get("ad_source"),
+            ad_campaign_id=ident(data.get("ad_campaign_id"), "ad_campaign_id", required=False),
+            crm_campaign_id=ident(data.get("campaign_id"), "campaign_id", required=False),
+            occurred_at=from_iso(data.get("occurred_at")),
+            extra=extra,
+        )

@@ -1,0 +1,171 @@
+"""LinkedIn Lead Sync: ``/webhooks/linkedin``.
+
+Wire format (shared/reference/api-wire-formats.md 3.1-3.2; LinkedIn's "Webhook validation"
+and "Lead Sync" docs): a GET with ``challengeCode`` is answered with the HMAC-SHA256 of the
+code under the app's client secret; each POST carries ``X-LI-Signature`` = hex HMAC-SHA256 of
+``"hmacsha256=" + raw body``. A ``LEAD_ACTION`` notification names the form response by URN
+and carries no answers: they are read from ``/rest/leadFormResponses/{id}``, with the labels
+of the questions from ``/rest/leadForms/{formId}``. ``leadAction`` is ``CREATED`` or
+``DELETED`` (a member withdrew the lead: noted, the CRM's lead is left to the admin); the
+dedup key is the response URN plus the action.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from webhooks.providers.base import (
+    Action,
+    InboundRequest,
+    Item,
+    LeadData,
+    PermanentError,
+    ProcessContext,
+    Skip,
+    dedup_key,
+    expect_object,
+    from_epoch,
+    parse_json,
+    text_or_none,
+)
+from webhooks.verify import Rejected, check_linkedin
+
+AD_SOURCE = "linkedin_ads"
+_URN_ID = re.compile(r"^urn:li:[A-Za-z]+:(.+)$")
+_FORM_ID = re.compile(r"urn:li:leadGenForm:([^,)]+)")
+_EMAIL_LIKE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def urn_id(urn: Any) -> str | None:
+    """``urn:li:sponsoredCampaign:789`` -> ``789``."""
+    if not isinstance(urn, str):
+        return None
+    match = _URN_ID.match(urn.strip())
+    return match.group(1) if match else None
+
+
+def form_id(urn: Any) -> str | None:
+    """``urn:li:versionedLeadGenForm:(urn:li:leadGenForm:1,1)`` -> ``1``."""
+    match = _FORM_ID.search(urn) if isinstance(urn, str) else None
+    return match.group(1) if match else None
+
+
+def _notification(data: Any) -> tuple[str, str] | None:
+    """(response URN, action) of a lead notification; None for other notification types."""
+    body = expect_object(data, "the body")
+    kind = body.get("type")
+    if kind not in (None, "LEAD_ACTION"):
+        return None
+    urn = body.get("leadGenFormResponse")
+    if not isinstance(urn, str) or urn_id(urn) is None or len(urn) > 200:
+        raise Rejected(400, "leadGenFormResponse must be a urn:li:leadGenFormResponse:<id> URN")
+    action = body.get("leadAction", "CREATED")
+    if action not in ("CREATED", "DELETED"):
+        raise Rejected(400, "leadAction must be CREATED or DELETED")
+    return urn, action
+
+
+class Linkedin:
+    name = "linkedin"
+    secret = ("linkedin_ads", "webhook_secret")
+
+    def verify(self, request: InboundRequest, secret: str) -> None:
+        check_linkedin(secret, request.body, request.headers.get("X-LI-Signature"))
+
+    def items(self, request: InboundRequest) -> list[Item]:
+        found = _notification(request.json)
+        if found is None:
+            return []
+        return [Item(dedup_key(*found), request.text)]
+
+    def interpret(self, dedup: str, body: str, context: ProcessContext) -> Action:
+        try:
+            found = _notification(parse_json(body))
+        except Exception as exc:
+            raise PermanentError(f"stored LinkedIn notification is unreadable: {exc}") from None
+        if found is None:
+            return Skip("not a lead notification")
+        urn, action = found
+        response_id = urn_id(urn)
+        assert response_id is not None
+        if action == "DELETED":
+            # The CRM is the system of record: deleting its lead is the admin's policy call.
+            return Skip(f"LinkedIn reports lead {response_id} deleted by the member")
+        response = context.fetcher.linkedin_response(response_id)
+        if response.get("testLead") is True and not context.process_test_leads:
+            return Skip("test lead (testLead) from LinkedIn")
+        form = form_id(
+            response.get("versionedLeadGenFormUrn") or parse_json(body).get("leadGenForm")
+        )
+        questions = context.fetcher.linkedin_form(form) if form else {}
+        return lead_data(response_id, response, questions)
+
+
+def _fields(form: dict[str, Any]) -> dict[str, str]:
+    """questionId -> predefinedField (EMAIL, FIRST_NAME, ...) of a lead form."""
+    content = form.get("content") if isinstance(form.get("content"), dict) else form
+    out: dict[str, str] = {}
+    questions = content.get("questions") if isinstance(content, dict) else None
+    for question in questions if isinstance(questions, list) else []:
+        if isinstance(question, dict) and isinstance(question.get("predefinedField"), str):
+            out[str(question.get("questionId"))] = question["predefinedField"]
+    return out
+
+
+def _answer_text(answer: dict[str, Any]) -> str | None:
+    details = answer.get("answerDetails")
+    if not isinstance(details, dict):
+        return None
+    text = details.get("textQuestionAnswer")
+    if isinstance(text, dict):
+        return text_or_none(text.get("answer"), 1000)
+    choice = details.get("multipleChoiceAnswer")
+    if isinstance(choice, dict) and isinstance(choice.get("options"), list):
+        return text_or_none(", ".join(str(o) for o in choice["options"]), 1000)
+    return None
+
+
+def lead_data(response_id: str, response: dict[str, Any], form: dict[str, Any]) -> LeadData:
+    fields = _fields(form)
+    by_field: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    form_response = response.get("formResponse")
+    answers = form_response.get("answers") if isinstance(form_response, dict) else None
+    for answer in answers if isinstance(answers, list) else []:
+        if not isinstance(answer, dict):
+            continue
+        value = _answer_text(answer)
+        if value is None:
+            continue
+        field = fields.get(str(answer.get("questionId")))
+        if field:
+            by_field.setdefault(field, value)
+        else:
+            extra[f"answer:{answer.get('questionId')}"] = value
+    email = by_field.get("EMAIL") or by_field.get("WORK_EMAIL")
+    if email is None:  # a form we could not label: an answer that is an address is the e-mail
+        email = next((v for v in extra.values() if _EMAIL_LIKE.match(v)), None)
+    if email is None and not answers:
+        raise PermanentError(f"LinkedIn lead form response {response_id} has no answers")
+    metadata = response.get("leadMetadata")
+    sponsored = metadata.get("sponsoredLeadMetadata") if isinstance(metadata, dict) else None
+    campaign = urn_id(sponsored.get("campaign")) if isinstance(sponsored, dict) else None
+    for key in ("JOB_TITLE", "COUNTRY", "CITY"):
+        if by_field.get(key):
+            extra[key.lower()] = by_field[key]
+    form = form_id(response.get("versionedLeadGenFormUrn"))
+    if form:
+        extra["form_id"] = form
+    return LeadData(
+        ref=response_id,
+        email=email,
+        first_name=by_field.get("FIRST_NAME"),
+        last_name=by_field.get("LAST_NAME"),
+        company=by_field.get("COMPANY_NAME"),
+        phone=by_field.get("PHONE_NUMBER") or by_field.get("WORK_PHONE_NUMBER"),
+        ad_source=AD_SOURCE,
+        ad_campaign_id=campaign,
+        occurred_at=from_epoch(response.get("submittedAt"), millis=True),
+        extra=extra,
+    )

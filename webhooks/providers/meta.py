@@ -1,0 +1,148 @@
+"""Meta Lead Ads: ``/webhooks/meta``.
+
+Wire format (shared/reference/api-wire-formats.md 1.1-1.3; Meta's "Webhooks for Leadgen"
+and "Retrieving leads" docs): the GET handshake echoes ``hub.challenge`` when
+``hub.verify_token`` matches; each POST is signed with ``X-Hub-Signature-256`` over the raw
+body with the app secret and may batch several entries and changes. A ``leadgen`` change
+only refers to the lead (``leadgen_id``, ``form_id``, ``ad_id``...); the answers are read
+from the Graph API at processing time. Ids come as numbers or strings and are compared as
+strings; ``ad_id``/``adgroup_id`` are 0 or missing for organic and test leads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhooks.providers.base import (
+    Action,
+    InboundRequest,
+    Item,
+    LeadData,
+    PermanentError,
+    ProcessContext,
+    dumps,
+    expect_list,
+    expect_object,
+    from_epoch,
+    from_iso,
+    ident,
+    parse_json,
+    split_name,
+    text_or_none,
+)
+from webhooks.verify import check_meta
+
+AD_SOURCE = "meta_ads"
+LEAD_FIELDS = ("created_time", "ad_id", "form_id", "campaign_id", "campaign_name", "field_data")
+_EMAIL = ("email", "work_email")
+_PHONE = ("phone_number", "work_phone_number", "phone")
+_COMPANY = ("company_name", "company")
+
+
+def _leadgen_changes(data: Any) -> list[tuple[dict[str, Any], dict[str, Any], str]]:
+    """(entry, change, leadgen_id) for every leadgen change of a notification."""
+    body = expect_object(data, "the body")
+    found = []
+    for i, entry in enumerate(expect_list(body.get("entry"), "entry")):
+        entry = expect_object(entry, f"entry[{i}]")
+        changes = entry.get("changes", [])
+        for j, change in enumerate(expect_list(changes, f"entry[{i}].changes")):
+            change = expect_object(change, f"entry[{i}].changes[{j}]")
+            if change.get("field") != "leadgen":
+                continue  # another subscribed field: not a lead
+            where = f"entry[{i}].changes[{j}].value"
+            value = expect_object(change.get("value"), where)
+            leadgen_id = ident(value.get("leadgen_id"), f"{where}.leadgen_id")
+            assert leadgen_id is not None
+            found.append((entry, change, leadgen_id))
+    return found
+
+
+class Meta:
+    name = "meta"
+    secret = ("meta_ads", "app_secret")
+
+    def verify(self, request: InboundRequest, secret: str) -> None:
+        check_meta(secret, request.body, request.headers.get("X-Hub-Signature-256"))
+
+    def items(self, request: InboundRequest) -> list[Item]:
+        data = request.json
+        changes = _leadgen_changes(data)
+        keys = {leadgen_id for _, _, leadgen_id in changes}
+        if len(keys) == 1:
+            return [Item(changes[0][2], request.text)]
+        items: dict[str, Item] = {}
+        for entry, change, leadgen_id in changes:
+            single = {
+                "object": data.get("object"),
+                "entry": [{"id": entry.get("id"), "time": entry.get("time"), "changes": [change]}],
+            }
+            items.setdefault(leadgen_id, Item(leadgen_id, dumps(single)))
+        return list(items.values())
+
+    def interpret(self, dedup: str, body: str, context: ProcessContext) -> Action:
+        try:
+            changes = _leadgen_changes(parse_json(body))
+        except Exception as exc:
+            raise PermanentError(f"stored Meta notification is unreadable: {exc}") from None
+        value = next((c["value"] for _, c, key in changes if key == dedup), None)
+        if value is None:
+            raise PermanentError(f"stored Meta notification has no leadgen_id {dedup}")
+        lead = context.fetcher.meta_lead(dedup)
+        return lead_data(dedup, value, lead)
+
+
+def _answers(lead: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for row in lead.get("field_data") or []:
+        if not isinstance(row, dict):
+            continue
+        name = text_or_none(row.get("name"), 80)
+        values = row.get("values")
+        if name and isinstance(values, list) and values:
+            value = text_or_none(", ".join(str(v) for v in values), 1000)
+            if value:
+                out[name.lower()] = value
+    return out
+
+
+def _first(answers: dict[str, str], names: tuple[str, ...]) -> str | None:
+    return next((answers[n] for n in names if answers.get(n)), None)
+
+
+def lead_data(leadgen_id: str, value: dict[str, Any], lead: dict[str, Any]) -> LeadData:
+    """The Graph lead (fields ``LEAD_FIELDS``) plus the notification's references."""
+    answers = _answers(lead)
+    first = answers.get("first_name")
+    last = answers.get("last_name")
+    if not (first or last):
+        first, last = split_name(answers.get("full_name"))
+    campaign = ident(lead.get("campaign_id"), "campaign_id", required=False)
+    extra = {
+        k: v
+        for k, v in {
+            "form_id": ident(
+                lead.get("form_id") or value.get("form_id"), "form_id", required=False
+            ),
+            "ad_id": ident(lead.get("ad_id") or value.get("ad_id"), "ad_id", required=False),
+            "page_id": ident(value.get("page_id"), "page_id", required=False),
+            "platform": text_or_none(lead.get("platform")),
+        }.items()
+        if v and v != "0"
+    }
+    for name, answer in answers.items():
+        if name not in (*_EMAIL, *_PHONE, *_COMPANY, "first_name", "last_name", "full_name"):
+            extra[f"answer:{name}"] = answer
+    return LeadData(
+        ref=leadgen_id,
+        email=_first(answers, _EMAIL),
+        first_name=first,
+        last_name=last,
+        company=_first(answers, _COMPANY),
+        phone=_first(answers, _PHONE),
+        ad_source=AD_SOURCE,
+        ad_campaign_id=campaign if campaign != "0" else None,
+        ad_campaign_name=text_or_none(lead.get("campaign_name")),
+        occurred_at=from_iso(lead.get("created_time")) or from_epoch(value.get("created_time")),
+        extra=extra,
+    )
