@@ -20,7 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connector import model
-from connector.config import Config, ConfigError, example_config_text, find_config_path, load_config
+from connector.config import (
+    ATTRIBUTION_MODELS,
+    Config,
+    ConfigError,
+    example_config_text,
+    find_config_path,
+    load_config,
+)
 from connector.money import CurrencyError, MissingRateError
 from connector.periods import Period
 from connector.store import Store, StoreError
@@ -247,19 +254,7 @@ def doctor(app: AppContext) -> None:
 
 # ----- report -------------------------------------------------------------------------------
 
-_MODELS = [
-    "first_touch",
-    "lead_creation",
-    "last_touch",
-    "linear",
-    "time_decay",
-    "u_shaped",
-    "w_shaped",
-    "full_path",
-    "custom",
-    "markov",
-    "shapley",
-]
+_MODELS = list(ATTRIBUTION_MODELS)
 
 
 def _parse_period(value: str | None) -> Period | None:
