@@ -73,11 +73,12 @@ def sync_stream(
     now: datetime | None = None,
     progress: ProgressHook | None = None,
     stop: threading.Event | None = None,
+    result: StreamResult | None = None,
 ) -> StreamResult:
     """Read a stream into the store; raises whatever the stream raises (after committing
-    every batch before the failure)."""
+    every batch before the failure, whose counts are in ``result`` when one is passed)."""
     now = now or datetime.now(UTC)
-    result = StreamResult(source_name, stream.name)
+    result = result if result is not None else StreamResult(source_name, stream.name)
     for partition in stream.partitions() or [""]:
         cursor = None if full else store.get_cursor(source_name, stream.name, partition)
         for batch in stream.read(cursor, full=full, now=now, partition=partition):
@@ -134,11 +135,19 @@ def sync_source(
     now = now or datetime.now(UTC)
     outcome = SourceResult(source.name)
     for stream in source.streams():
+        # the result object outlives a failure, so batches committed before it still count
+        result = StreamResult(source.name, stream.name)
+        outcome.streams.append(result)
         try:
-            outcome.streams.append(
-                sync_stream(
-                    store, source.name, stream, full=full, now=now, progress=progress, stop=stop
-                )
+            sync_stream(
+                store,
+                source.name,
+                stream,
+                full=full,
+                now=now,
+                progress=progress,
+                stop=stop,
+                result=result,
             )
         except SyncInterrupted:
             raise
@@ -146,9 +155,9 @@ def sync_source(
             # a quota is gone: every further call would fail too; stop politely, the
             # committed cursors make the next run resume here
             log.error("%s.%s stopped: %s", source.name, stream.name, exc)
-            outcome.streams.append(StreamResult(source.name, stream.name, error=str(exc)))
+            result.error = str(exc)
             break
         except Exception as exc:  # one stream's failure must not lose the others' records
             log.error("%s.%s failed: %s", source.name, stream.name, exc)
-            outcome.streams.append(StreamResult(source.name, stream.name, error=str(exc)))
+            result.error = str(exc)
     return outcome
