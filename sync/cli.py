@@ -85,7 +85,7 @@ def print_report(app: AppContext, report: SyncReport) -> None:
         title_justify="left",
         header_style="bold",
     )
-    for name in ("stream", "read", "inserted", "updated", "deleted", "pages", "error"):
+    for name in ("stream", "read", "inserted", "updated", "deleted", "failed", "pages", "error"):
         table.add_column(name, justify="left" if name in ("stream", "error") else "right")
     for s in report.streams:
         table.add_row(
@@ -94,6 +94,7 @@ def print_report(app: AppContext, report: SyncReport) -> None:
             f"{s.inserted:,}",
             f"{s.updated:,}",
             f"{s.deleted:,}",
+            "0" if s.error is None else "1",
             f"{s.pages:,}",
             s.error or "",
         )
@@ -204,6 +205,8 @@ def runs(app: AppContext, last: int, fmt: str) -> None:
         "status",
         "read",
         "written",
+        "deleted",
+        "failed",
         "api calls",
         "errors",
     ):
@@ -212,6 +215,10 @@ def runs(app: AppContext, last: int, fmt: str) -> None:
         streams = {k: v for k, v in (r.counts or {}).items() if "." in k}
         read = sum(v.get("read", 0) for v in streams.values())
         written = sum(v.get("inserted", 0) + v.get("updated", 0) for v in streams.values())
+        deleted = sum(v.get("deleted", 0) for v in streams.values())
+        failed = sum(v.get("failed", 0) for v in streams.values()) + (
+            (r.counts or {}).get("writeback", {}).get("failed", 0)
+        )
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
         table.add_row(
             str(r.id),
@@ -220,6 +227,8 @@ def runs(app: AppContext, last: int, fmt: str) -> None:
             r.status,
             f"{read:,}",
             f"{written:,}",
+            f"{deleted:,}",
+            f"{failed:,}",
             str(r.api_calls),
             "; ".join(r.errors or [])[:120],
         )

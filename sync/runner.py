@@ -49,6 +49,9 @@ class StreamResult:
             "inserted": self.inserted,
             "updated": self.updated,
             "deleted": self.deleted,
+            # a pull fails per read, not per record: 1 when the stream stopped on an error
+            # (the records of its committed pages landed; the rest is read again next run)
+            "failed": 0 if self.error is None else 1,
             "pages": self.pages,
             "error": self.error,
         }
