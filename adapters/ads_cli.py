@@ -126,10 +126,13 @@ def unmapped_checks(config: Config) -> list[tuple[bool, str]]:
     unmapped = [r for r in rows if r.mapped is None]
     if not unmapped:
         return [(True, f"all {len(rows)} ad campaigns with spend map to a CRM campaign")]
+    # A warning, not a failure: unmapped spend is reported, never dropped, and a test
+    # campaign nobody maps must not make doctor fail forever.
     checks = [
         (
-            False,
-            f"{len(unmapped)} of {len(rows)} ad campaigns with spend map to no CRM campaign; "
+            True,
+            f"warning: {len(unmapped)} of {len(rows)} ad campaigns with spend map to no CRM "
+            "campaign; "
             "map them with a [[mapping]] row, the CRM campaign's ad-id field or "
             "[mapping_rules] name_regex (their spend is reported as unmapped)",
         )
@@ -137,16 +140,17 @@ def unmapped_checks(config: Config) -> list[tuple[bool, str]]:
     for row in unmapped[:SHOWN_UNMAPPED]:
         checks.append(
             (
-                False,
-                f"unmapped: {row.source} campaign {row.campaign_id} {row.name!r} "
+                True,
+                f"warning: unmapped: {row.source} campaign {row.campaign_id} {row.name!r} "
                 f"(account {row.account_id}): {row.spend_text()}",
             )
         )
     if len(unmapped) > SHOWN_UNMAPPED:
         checks.append(
             (
-                False,
-                f"... and {len(unmapped) - SHOWN_UNMAPPED} more (crm-roi ad-campaigns --unmapped)",
+                True,
+                f"warning: ... and {len(unmapped) - SHOWN_UNMAPPED} more "
+                "(crm-roi ad-campaigns --unmapped)",
             )
         )
     return checks

@@ -244,7 +244,11 @@ def doctor(app: AppContext) -> None:
     if config_ok:
         checks.extend(plugin_doctor_checks(config))
     for ok, text in checks:
-        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+        # a passing check may carry a "warning: " finding to act on (it does not fail doctor)
+        if ok and text.startswith("warning: "):
+            mark, text = "[yellow]WARN[/]", text.removeprefix("warning: ")
+        else:
+            mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
         app.out.print(f"{mark} {text}", highlight=False)
     if not config_ok:
         raise SystemExit(EXIT_USAGE)
