@@ -241,8 +241,10 @@ class HttpClient:
     ``on_response`` hooks see every response (rate-limit headers). ``retry_after`` gives the
     wait an API states somewhere other than the ``Retry-After`` header (Google's
     ``quotaErrorDetails.retryDelay`` in the body, Meta's ``estimated_time_to_regain_access`` in
-    a usage header); it is consulted only when that header is absent. ``sleep`` and ``rng``
-    are injectable so tests run instantly and deterministically.
+    a usage header); it is consulted only when that header is absent. ``secret_path`` is for
+    services whose URL *is* the credential (a Slack incoming webhook): messages and logs then
+    show ``***`` instead of the path. ``sleep`` and ``rng`` are injectable so tests run
+    instantly and deterministically.
     """
 
     def __init__(
@@ -260,11 +262,13 @@ class HttpClient:
         classify: Classifier | None = None,
         on_response: Iterable[ResponseHook] = (),
         retry_after: RetryAfterHint | None = None,
+        secret_path: bool = False,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.service = service
+        self.secret_path = secret_path
         self.base_url = base_url.rstrip("/") + "/"
         self.auth = auth
         self.timeout = timeout
@@ -326,7 +330,7 @@ class HttpClient:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
         url = self.url(path)
-        shown = f"{method} {redact_url(urlsplit(url).path)}"
+        shown = f"{method} {'***' if self.secret_path else redact_url(urlsplit(url).path)}"
         refreshed = False
         attempt = 0
         while True:

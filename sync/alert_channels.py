@@ -30,8 +30,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-import requests
-
 from adapters.base import AlertTask, CrmWriter
 from adapters.http import AuthError, HttpClient, HttpError, RateLimited, TransportError
 from connector.alert_log import AlertRecord
@@ -105,22 +103,6 @@ def _http_failure(exc: HttpError, per_alert_statuses: frozenset[int]) -> Deliver
 # ----- Slack ------------------------------------------------------------------------------
 
 
-class _SecretUrlSession(requests.Session):
-    """Sends every request to one secret URL (a Slack webhook URL *is* its credential).
-
-    :class:`HttpClient` names the path of a failed call in its messages and logs; giving it a
-    placeholder path and swapping the real URL in here keeps the secret out of both.
-    """
-
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self._url = url
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        del url
-        return super().request(method, self._url, *args, **kwargs)
-
-
 def _slack_escape(text: str) -> str:
     # https://api.slack.com/reference/surfaces/formatting#escaping
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -141,10 +123,11 @@ class SlackChannel(Channel):
         sleep: Callable[[float], None] = time.sleep,
         max_wait: float = 60.0,
     ) -> None:
+        self.webhook_url = webhook_url
         self.http = HttpClient(
             "Slack",
             "https://hooks.slack.com",
-            session=_SecretUrlSession(webhook_url),
+            secret_path=True,  # the webhook URL is the credential
             timeout=(10.0, 30.0),
             max_attempts=4,
             max_wait=max_wait,
@@ -169,7 +152,7 @@ class SlackChannel(Channel):
 
     def send(self, alert: AlertRecord) -> Sent:
         try:
-            self.http.request("POST", "services/***", json_body=self.payload(alert))
+            self.http.request("POST", self.webhook_url, json_body=self.payload(alert))
         except HttpError as exc:
             raise _http_failure(exc, frozenset({400})) from None
         return Sent()

@@ -196,3 +196,13 @@ def test_redaction_and_error_shapes() -> None:
     assert error_text(fake(b"<html>   Service   Unavailable </html>")) == (
         "<html> Service Unavailable </html>"
     )
+
+
+@responses.activate
+def test_secret_path_is_never_shown() -> None:
+    url = "https://hooks.example.test/services/T000/B000/XXXXSECRETXXXX"
+    responses.post(url, status=404, body="no_service")
+    http = HttpClient("Slack", "https://hooks.example.test", secret_path=True, sleep=lambda s: None)
+    with pytest.raises(ClientError) as info:
+        http.request("POST", url, json_body={"text": "hi"})
+    assert "XXXXSECRETXXXX" not in str(info.value) and "POST ***" in str(info.value)
