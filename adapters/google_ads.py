@@ -335,18 +335,8 @@ def _int(value: Any) -> int:
 
 
 def _micros(value: Any) -> Decimal:
-    """``costMicros`` as an exact Decimal with six decimals; absent (proto3 zero) means 0.
-
-    The common case, a plain digit string, is scaled by writing it as ``<digits>E-6``, which
-    the Decimal constructor reads exactly (no context, no rounding); anything else goes through
-    :func:`connector.money.micros_to_decimal`, which validates it. Same result either way, a
-    few times faster on the hot path (a sync reads hundreds of thousands of rows).
-    """
-    if value is None:
-        return _ZERO_MICROS
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return Decimal(value + "E-6")
-    return micros_to_decimal(value)
+    """``costMicros`` as an exact Decimal with six decimals; absent (proto3 zero) means 0."""
+    return _ZERO_MICROS if value is None else micros_to_decimal(value)
 
 
 def _conversions(value: Any) -> Decimal:
