@@ -13,16 +13,15 @@ campaign it maps to (and by which rule), which is what an admin needs while writ
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import click
 
+from adapters import registry
 from connector import model
 from connector.config import Config, ConfigError
 from connector.dataset import Dataset
@@ -31,22 +30,12 @@ from connector.store import Store
 
 log = logging.getLogger(__name__)
 
-SOURCE_MODULES: dict[str, str] = {
-    "google_ads": "adapters.google_ads",
-    "meta_ads": "adapters.meta_ads",
-    "linkedin_ads": "adapters.linkedin_ads",
-}
 SHOWN_UNMAPPED = 20
 
 
-def source_factory(name: str) -> Callable[[Config], Any]:
-    """``build_source`` of an ad platform module (what ``crm-roi sync`` uses too)."""
-    return importlib.import_module(SOURCE_MODULES[name]).build_source  # type: ignore[no-any-return]
-
-
 def build_sources(config: Config) -> list[Any]:
-    """A source per enabled ad platform."""
-    return [source_factory(name)(config) for name in config.enabled_ad_sources]
+    """A source per enabled ad platform (built as ``crm-roi sync`` builds them)."""
+    return [registry.build_source(name, config) for name in config.enabled_ad_sources]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +154,7 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
     checks: list[tuple[bool, str]] = []
     for name in config.enabled_ad_sources:
         try:
-            source = source_factory(name)(config)
+            source = registry.build_source(name, config)
         except ConfigError as exc:
             checks.append((False, str(exc)))
             continue

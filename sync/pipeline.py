@@ -13,8 +13,6 @@ The whole run holds the store's sync lock and is recorded in the run history.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import threading
 import time
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters import registry
 from adapters.base import CrmWriter, Source, WriteResult
 from connector import failpoints
 from connector.config import Config
@@ -38,46 +37,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
 
-# Where each outside system's factories live; imported only when the system is enabled.
-SOURCE_FACTORIES: dict[str, str] = {
-    "salesforce": "adapters.salesforce:build_source",
-    "hubspot": "adapters.hubspot:build_source",
-    "zoho": "adapters.zoho:build_source",
-    "fxiaoke": "adapters.fxiaoke:build_source",
-    "google_ads": "adapters.google_ads:build_source",
-    "meta_ads": "adapters.meta_ads:build_source",
-    "linkedin_ads": "adapters.linkedin_ads:build_source",
-}
-WRITER_FACTORIES: dict[str, str] = {
-    "salesforce": "adapters.salesforce:build_writer",
-    "hubspot": "adapters.hubspot:build_writer",
-}
-
-
-class NotAvailable(RuntimeError):
-    """The configuration enables a system this version has no adapter for."""
-
-
-def _factory(spec: str, system: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise NotAvailable(
-                f"{system} is enabled in the config but this version of crm-roi-connector "
-                f"has no {system} adapter yet; set {system}.enabled = false"
-            ) from None
-        raise
-    return getattr(module, attr)
-
-
-def _call(factory: Callable[..., Any], config: Config, store: Store) -> Any:
-    # factories take (config) or (config, store)
-    if len(inspect.signature(factory).parameters) >= 2:
-        return factory(config, store)
-    return factory(config)
-
 
 def build_sources(
     config: Config, store: Store, only: str | None = None
@@ -86,24 +45,21 @@ def build_sources(
     deferred so that one system's failing login is recorded like any other failure."""
     names = list(config.enabled_sources)
     if only is not None:
-        if only not in SOURCE_FACTORIES:
+        if only not in registry.SOURCES:
             raise ValueError(
                 f"--source {only!r} is not a known system; choose one of "
-                + ", ".join(SOURCE_FACTORIES)
+                + ", ".join(registry.SOURCES)
             )
         if only not in names:
             raise ValueError(f"--source {only}: {only}.enabled is false in the config")
         names = [only]
-    return [
-        (name, (lambda n=name: _call(_factory(SOURCE_FACTORIES[n], n), config, store)))
-        for name in names
-    ]
+    return [(name, (lambda n=name: registry.build_source(n, config, store))) for name in names]
 
 
 def build_writer(config: Config, store: Store) -> CrmWriter | None:
     for crm in config.enabled_crms:
-        if crm in WRITER_FACTORIES:
-            return _call(_factory(WRITER_FACTORIES[crm], crm), config, store)
+        if crm in registry.WRITERS:
+            return registry.build_writer(crm, config, store)
     return None
 
 

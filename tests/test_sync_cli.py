@@ -64,3 +64,39 @@ def test_sync_usage_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "salesforce.enabled is false" in done.stderr
     done = cli(["sync", "--source", "myspace"], tmp_path)
     assert done.returncode == 2 and "not a known system" in done.stderr
+
+
+def test_every_enabled_system_builds_through_the_registry(tmp_path: Path) -> None:
+    """The sync builds each source the way its adapter declares it (config, or config and
+    store) without calling out; a typo'd signature would surface here, not in production."""
+    from connector.config import parse_config
+    from connector.store import Store
+    from sync.pipeline import build_sources, build_writer
+
+    env = {
+        "SF_CLIENT_ID": "id",
+        "SF_CLIENT_SECRET": "sf-secret",
+        "GADS_DEV_TOKEN": "dev",
+        "GADS_CLIENT_ID": "cid",
+        "GADS_CLIENT_SECRET": "gsecret",
+        "GADS_REFRESH_TOKEN": "refresh",
+        "META_TOKEN": "EAAB-token",
+        "LINKEDIN_TOKEN": "li-token",
+    }
+    config = parse_config(
+        {
+            "connector": {"database_url": f"sqlite:///{tmp_path}/s.db"},
+            "salesforce": {"enabled": True, "instance_url": "https://acme.my.salesforce.com"},
+            "google_ads": {"enabled": True, "customer_ids": ["1234567890"]},
+            "meta_ads": {"enabled": True, "ad_account_ids": ["act_1234"]},
+            "linkedin_ads": {"enabled": True, "account_ids": ["5123456"]},
+        },
+        env=env,
+    )
+    with Store.open(config.connector.database_url) as store:
+        built = {name: make() for name, make in build_sources(config, store)}
+        assert set(built) == {"salesforce", "google_ads", "meta_ads", "linkedin_ads"}
+        for name, source in built.items():
+            assert source.name == name and source.streams()
+            source.close()
+        assert build_writer(config, store) is not None

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from adapters import registry
 from adapters.base import CrmWriter, InboundLead, LeadOutcome
 from adapters.http import ClientError, HttpError, RateLimited
 from connector import model
@@ -63,34 +64,18 @@ class NoWriter(RuntimeError):
     """No CRM can take webhook leads with this configuration; the message says why."""
 
 
-# Where each CRM's writer lives (the same factories the sync uses for write-back).
-WRITER_FACTORIES: dict[str, str] = {
-    "salesforce": "adapters.salesforce:build_writer",
-    "hubspot": "adapters.hubspot:build_writer",
-}
-
-
 def lead_writer(config: Config, store: Store) -> CrmWriter:
     """The writer of ``[webhooks] crm``; raises :class:`NoWriter` when there is none."""
-    import importlib
-
     crm = config.webhooks.crm
     if not getattr(config, crm).enabled:
         raise NoWriter(
             f"webhooks.crm is {crm!r} but {crm}.enabled is false: leads stay stored (pending) "
             "until a CRM is enabled"
         )
-    spec = WRITER_FACTORIES.get(crm)
-    if spec is None:
-        raise NoWriter(f"this version cannot create leads in {crm} yet; leads stay pending")
-    module_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise NoWriter(f"this version has no {crm} adapter yet; leads stay pending") from None
-        raise
-    return getattr(module, attr)(config, store)
+        return registry.build_writer(crm, config, store)
+    except registry.NotAvailable as exc:
+        raise NoWriter(f"{exc}; leads stay pending") from None
 
 
 @dataclass(frozen=True)

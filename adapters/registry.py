@@ -1,0 +1,72 @@
+"""Which module builds each outside system's source and CRM writer.
+
+One table for everything that needs an adapter by name — ``crm-roi sync``, the webhook
+workers, ``doctor`` — imported only when the system is used, so a configuration that enables
+a system this version has no adapter for gets one clear message instead of an ImportError.
+Factories take ``(config)`` or ``(config, store)``; the store is passed to those that
+declare a second positional parameter (Salesforce keeps its write-back ledger there).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from adapters.base import CrmWriter, Source
+from connector.config import Config
+from connector.store import Store
+
+SOURCES: dict[str, str] = {
+    "salesforce": "adapters.salesforce:build_source",
+    "hubspot": "adapters.hubspot:build_source",
+    "zoho": "adapters.zoho:build_source",
+    "fxiaoke": "adapters.fxiaoke:build_source",
+    "google_ads": "adapters.google_ads:build_source",
+    "meta_ads": "adapters.meta_ads:build_source",
+    "linkedin_ads": "adapters.linkedin_ads:build_source",
+}
+WRITERS: dict[str, str] = {
+    "salesforce": "adapters.salesforce:build_writer",
+    "hubspot": "adapters.hubspot:build_writer",
+}
+
+
+class NotAvailable(RuntimeError):
+    """The configuration names a system this version has no adapter for."""
+
+
+def _factory(table: dict[str, str], system: str, what: str) -> Any:
+    spec = table.get(system)
+    if spec is None:
+        raise NotAvailable(f"this version of crm-roi-connector has no {what} for {system}")
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise NotAvailable(
+                f"{system} is enabled in the config but this version of crm-roi-connector "
+                f"has no {system} adapter yet; set {system}.enabled = false"
+            ) from None
+        raise
+    return getattr(module, attr)
+
+
+def _call(factory: Any, config: Config, store: Store | None) -> Any:
+    positional = [
+        p
+        for p in inspect.signature(factory).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(positional) >= 2 and store is not None:
+        return factory(config, store)
+    return factory(config)
+
+
+def build_source(system: str, config: Config, store: Store | None = None) -> Source:
+    return _call(_factory(SOURCES, system, "source"), config, store)
+
+
+def build_writer(system: str, config: Config, store: Store) -> CrmWriter:
+    return _call(_factory(WRITERS, system, "CRM writer"), config, store)
