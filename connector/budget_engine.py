@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -163,7 +162,7 @@ class BudgetEngine:
         fx = fx_rates_for(data, settings)
         mapper = CampaignMapper(data.campaigns, settings.mapping, settings.name_regex)
         # daily_costs reads the spend once, in order: a stream is enough
-        spend = cast("list[model.AdSpendDay]", stream_spend(store))
+        spend = stream_spend(store)
         costs = daily_costs(data.campaigns, data.ad_campaigns, spend, data.expenses, mapper, fx)
         return cls(
             data, settings, as_of=as_of, targets=targets, tolerance=tolerance, fx=fx, costs=costs

@@ -10,6 +10,7 @@ back). Spend of ad campaigns that map to no CRM campaign is kept apart as unmapp
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -38,13 +39,14 @@ class DailyCost:
 
 
 def daily_costs(
-    campaigns: list[model.Campaign],
-    ad_campaigns: list[model.AdCampaign],
-    spend: list[model.AdSpendDay],
-    expenses: list[model.Expense],
+    campaigns: Iterable[model.Campaign],
+    ad_campaigns: Iterable[model.AdCampaign],
+    spend: Iterable[model.AdSpendDay],
+    expenses: Iterable[model.Expense],
     mapper: CampaignMapper,
     fx: FxRates,
 ) -> DailyCost:
+    """Exact cost per campaign and day; ``spend`` may be a stream (it is read once)."""
     result = DailyCost()
     names = {(a.source, a.external_id): a.name for a in ad_campaigns}
     resolved: dict[tuple[str, str], CampaignKey | None] = {}
