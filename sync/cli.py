@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -300,6 +301,9 @@ def serve(app: AppContext, once: bool, json_logs: bool) -> None:
         if config.schedule.enabled
         else None
     )
+    # What is loaded by now lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise walk it all while holding the GIL the requests wait for.
+    gc.freeze()
     webhooks.start()
     if scheduler is not None:
         scheduler.start()

@@ -14,6 +14,7 @@ secret, the expected signature or the one received.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import re
 from urllib.parse import unquote
@@ -34,7 +35,10 @@ class Rejected(Exception):
 
 
 def hmac_sha256(secret: str, message: bytes) -> bytes:
-    return hmac.digest(secret.encode("utf-8"), message, "sha256")
+    # Not the one-shot hmac.digest(): OpenSSL's one-shot HMAC lets go of the GIL whatever the
+    # length, and getting it back behind the server's other threads costs a thread switch
+    # per request; the object form keeps it for messages under 2 KiB, computed in microseconds.
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
 
 
 def same(expected: str | bytes, given: str | bytes) -> bool:
