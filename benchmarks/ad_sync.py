@@ -15,9 +15,15 @@ the server costs the same in both measurements. The script times:
    and parsing it (JSON with Decimals), nothing else;
 2. **sync**: ``sync.runner.sync_source`` of a fresh store: the same calls, plus normalizing
    to ``AdSpendDay`` records and upserting them with their cursors, slice by slice;
-3. **re-sync**: the next run's lookback re-read (30 days), which must change no row.
+3. **re-sync**: the next run's lookback re-read (30 days), which must change no row;
+4. **floors** (skip with ``--no-floor``), what the store alone costs for the same rows, with
+   nothing fetched, parsed or normalized inside the timing: ``Store.upsert`` of the
+   ready-made ``AdSpendDay`` records, slice by slice, and SQLite's own ``executemany`` of
+   ready-made parameter tuples in the same key-sorted batches (the least any sync through
+   this schema can spend writing).
 
-It prints records/s and the ratio sync / (fetch + parse); the target is 1.5 or less.
+It prints records/s and the ratio sync / (fetch + parse); the target is 1.5 or less. The
+floors' ratios show how much of that the store takes by itself.
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from adapters.ad_windows import plan_windows
-from adapters.google_ads import SPEND_QUERY, GoogleAdsSource
-from connector import model
+from adapters.google_ads import SPEND_QUERY, GoogleAdsSource, spend_rows
+from connector import bulk, model, schema
 from connector.store import Store
 from sync.runner import sync_source
 
@@ -200,7 +206,49 @@ def fetch_and_parse(url: str, days: int, queries: list[str]) -> tuple[float, int
     return seconds, rows
 
 
-def run(store_url: str, campaigns: int, days: int) -> float:
+def floors(url: str, days: int, queries: list[str], store_url: str) -> tuple[float, float]:
+    """(seconds of Store.upsert, seconds of bare executemany) for the sync's rows, building
+    the rows untimed. On SQLite each goes into a fresh store; on PostgreSQL the upsert goes
+    into the benchmark's database, emptied first (and the bare floor is not measured)."""
+    source = make_source(url, days)
+    account = source.account(CUSTOMER)
+    upsert_seconds = raw_seconds = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = store_url.startswith("sqlite")
+        upsert_url = f"sqlite:///{Path(tmp) / 'upsert.db'}" if sqlite else store_url
+        with Store.open(upsert_url) as store:
+            with store.begin() as conn:
+                conn.execute(schema.table_for(model.AdSpendDay).delete())
+            for query in queries:
+                records = spend_rows(source.search_stream(CUSTOMER, query, "floor"), account)
+                started = time.perf_counter()
+                store.upsert(records, now=NOW)
+                upsert_seconds += time.perf_counter() - started
+        if sqlite:
+            with Store.open(f"sqlite:///{Path(tmp) / 'raw.db'}") as store:
+                plan = bulk.plan_for(model.AdSpendDay, "sqlite")
+                synced = plan.synced_value(NOW)
+                for query in queries:
+                    records = spend_rows(source.search_stream(CUSTOMER, query, "floor"), account)
+                    rows = [plan.row(r, synced) for r in records]
+                    batches = [
+                        sorted(rows[i : i + 5000], key=lambda r: r[1])
+                        for i in range(0, len(rows), 5000)
+                    ]
+                    with store.engine.connect() as conn:
+                        dbapi = conn.connection.dbapi_connection
+                        assert dbapi is not None
+                        started = time.perf_counter()
+                        cursor = dbapi.cursor()
+                        for batch in batches:
+                            cursor.executemany(plan.statement, batch)
+                        dbapi.commit()
+                        raw_seconds += time.perf_counter() - started
+    source.close()
+    return upsert_seconds, raw_seconds
+
+
+def run(store_url: str, campaigns: int, days: int, *, floor: bool = True) -> float:
     fake = FakeGoogleAds(campaigns, days)
     server = serve(fake)
     url = f"http://127.0.0.1:{server.server_port}"
@@ -243,6 +291,17 @@ def run(store_url: str, campaigns: int, days: int) -> float:
             f"re-sync        {spend.read:>9,} rows (30-day lookback) in {resync_seconds:6.2f} s; "
             f"rows inserted or changed: {spend.inserted + spend.updated}"
         )
+    if floor:
+        upsert_seconds, raw_seconds = floors(url, days, queries, store_url)
+        print(
+            f"floor: Store.upsert of the ready records {upsert_seconds:6.2f} s "
+            f"= {upsert_seconds / fetch_seconds:.2f} x fetch + parse"
+        )
+        if raw_seconds:
+            print(
+                f"floor: bare executemany of ready tuples {raw_seconds:6.2f} s "
+                f"= {raw_seconds / fetch_seconds:.2f} x fetch + parse"
+            )
     server.shutdown()
     ratio = sync_seconds / fetch_seconds
     print(f"ratio sync / (fetch + parse) = {ratio:.2f} (target <= 1.5)")
@@ -255,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=400)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
     parser.add_argument("--postgres-url", default=None, help="use this PostgreSQL database")
+    parser.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="skip the store-only floors"
+    )
     args = parser.parse_args(argv)
     print(f"campaigns={args.campaigns:,} days={args.days} python={sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend in ("sqlite", "both"):
-            run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.campaigns, args.days)
+            run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.campaigns, args.days, floor=args.floor)
         if args.backend in ("postgresql", "both"):
             server = None
             url = args.postgres_url
@@ -273,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                     return 0
                 url = server.create_database("ad_bench")
             try:
-                run(url, args.campaigns, args.days)
+                run(url, args.campaigns, args.days, floor=args.floor)
             finally:
                 if server is not None:
                     server.stop()
