@@ -214,22 +214,37 @@ ResponseHook = Callable[[requests.Response], None]
 RetryAfterHint = Callable[[requests.Response], float | None]
 
 
-class _RedactQueryFilter(logging.Filter):
-    """Redacts secret query values in urllib3's debug lines (``"GET /path?access_token=..."``).
+class _RedactingFilter(logging.Filter):
+    """Redacts secrets in urllib3's debug lines (``'"POST /path?query HTTP/1.1" 200'``).
 
-    Some APIs take their token as a query parameter (Meta's ``access_token``); with ``-v`` the
-    connection pool logs every request line, which would otherwise put the token in the log.
+    Some APIs take their token as a query parameter (Meta's ``access_token``), and for some
+    services the URL path is the credential (a Slack incoming webhook); with ``-vv`` the
+    connection pool logs every request line, which would otherwise put them in the log.
+    Clients made with ``secret_path=True`` register each path they call here.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secret_paths: set[str] = set()
+
+    def hide_path(self, path: str) -> None:
+        if path.strip("/"):
+            self._secret_paths.add(path)
+
+    def _clean(self, text: str) -> str:
+        for path in self._secret_paths:
+            if path in text:
+                text = text.replace(path, "/***")
+        return redact_url(text) if "?" in text else text
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_url(a) if isinstance(a, str) and "?" in a else a for a in record.args
-            )
+            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in record.args)
         return True
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(_RedactQueryFilter())
+_URLLIB3_REDACTION = _RedactingFilter()
+logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_REDACTION)
 
 
 class HttpClient:
@@ -330,6 +345,8 @@ class HttpClient:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
         url = self.url(path)
+        if self.secret_path:
+            _URLLIB3_REDACTION.hide_path(urlsplit(url).path)
         shown = f"{method} {'***' if self.secret_path else redact_url(urlsplit(url).path)}"
         refreshed = False
         attempt = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -206,3 +207,35 @@ def test_secret_path_is_never_shown() -> None:
     with pytest.raises(ClientError) as info:
         http.request("POST", url, json_body={"text": "hi"})
     assert "XXXXSECRETXXXX" not in str(info.value) and "POST ***" in str(info.value)
+
+
+def test_secret_path_stays_out_of_urllib3_debug_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """With -vv urllib3 logs every request line; a Slack-style secret path must not be in it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        http = HttpClient("Slack", base, secret_path=True, sleep=lambda s: None)
+        plain = HttpClient("Other", base, sleep=lambda s: None)
+        with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
+            http.request("POST", f"{base}/services/T000/B000/XXXXSECRETXXXX", json_body={})
+            plain.request("POST", f"{base}/api/open?access_token=TOKENVALUE", json_body={})
+    finally:
+        server.shutdown()
+    assert '"POST /*** HTTP/1.1" 200' in caplog.text
+    assert "XXXXSECRETXXXX" not in caplog.text and "TOKENVALUE" not in caplog.text
+    assert "/api/open?access_token=" in caplog.text  # other paths stay readable
