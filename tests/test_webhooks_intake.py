@@ -4,12 +4,15 @@ no request left waiting with nobody to write its event."""
 from __future__ import annotations
 
 import random
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from connector import schema
@@ -165,3 +168,36 @@ def test_the_intake_connection_goes_back_to_the_pool_as_it_came(tmp_path: Any) -
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
             assert conn.connection.dbapi_connection.isolation_level is not None  # type: ignore[union-attr]
+
+
+_keys = st.sampled_from([f"k{i}" for i in range(12)])
+_request = st.tuples(st.sampled_from(["meta", "generic"]), st.lists(_keys, min_size=1, max_size=4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=st.lists(st.lists(_request, min_size=1, max_size=6), min_size=1, max_size=6))
+def test_insert_many_flags_match_a_model_of_the_store(batches: Any) -> None:
+    """Whatever mix of new keys, stored keys and repeats a batch holds, an item is "new"
+    exactly when its key was neither stored nor taken earlier in the batch, and re-running
+    every batch stores nothing more."""
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    with tempfile.TemporaryDirectory() as tmp, Store.open(f"sqlite:///{tmp}/s.db") as store:
+        stored: set[tuple[str, str]] = set()
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # as the intake runs
+            inserter = events.Inserter(conn)
+            for batch in batches:
+                requests = [(p, [Item(k, "{}") for k in keys], {}, at) for p, keys in batch]
+                flags = inserter.insert_many(conn, requests)
+                expected = []
+                for provider, keys in batch:
+                    row = []
+                    for key in keys:
+                        row.append((provider, key) not in stored)
+                        stored.add((provider, key))
+                    expected.append(row)
+                assert flags == expected
+            for batch in batches:
+                requests = [(p, [Item(k, "{}") for k in keys], {}, at) for p, keys in batch]
+                assert not any(map(any, inserter.insert_many(conn, requests)))
+        assert sorted(_stored_keys(store)) == sorted(stored)
