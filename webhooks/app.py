@@ -17,6 +17,7 @@ platform delivers again.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -219,10 +220,7 @@ def create_app(
         log.debug(
             "%s webhook: %d stored, %d already there", name, stored.created, stored.duplicates
         )
-        answer = (
-            f'{{"stored": {stored.created:d}, "duplicates": {stored.duplicates:d}, '
-            f'"ignored": {"false" if items else "true"}}}'
-        )
-        return Response(answer, 200, mimetype="application/json")
+        answer = {"stored": stored.created, "duplicates": stored.duplicates, "ignored": not items}
+        return Response(json.dumps(answer), 200, mimetype="application/json")
 
     return app

@@ -86,8 +86,9 @@ def _event(row: Any) -> Event:
 _INSERTED = ("provider", "dedup_key", "body", "headers", "received_at", "status", "attempts")
 
 
-# Requests a multi-row INSERT covers; SQLite allows 32,766 bound values (3.32+).
-_ROWS_PER_STATEMENT = 256
+# Rows per multi-row INSERT: 7 values each stays under the 999 bound values SQLite allowed
+# before 3.32 (still the system library on some long-term-support Linux releases).
+_ROWS_PER_STATEMENT = 128
 
 
 class Inserter:
@@ -96,7 +97,7 @@ class Inserter:
 
     This is the intake's hot path: every webhook request runs it under the GIL while the
     requests of its batch wait for the commit. So a batch is **one** multi-row statement
-    (per 256 rows), not a statement per item. On SQLite it runs on the DBAPI cursor with
+    (per 128 rows), not a statement per item. On SQLite it runs on the DBAPI cursor with
     SQLAlchemy's own bind processors for each column (what SQLAlchemy would send, at a
     fraction of the cost): the sqlite3 module lets go of the GIL at every statement step,
     and each time it does, the writer queues behind the server's other threads to get it
