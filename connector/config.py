@@ -780,8 +780,8 @@ class LinkedinAdsSection(_OutsideSystem):
     base_url: BaseUrl = "https://api.linkedin.com"
     api_version: Annotated[
         str,
-        _pattern(r"20\d\d(0[1-9]|1[0-2])(\.\d\d)?", "202511", "a YYYYMM version"),
-    ] = "202511"
+        _pattern(r"20\d\d(0[1-9]|1[0-2])(\.\d\d)?", "202607", "a YYYYMM version"),
+    ] = "202607"  # 202511 was sunset on 2026-11-16; LinkedIn keeps a version about a year
     lookback_days: int = _days(7)
     history_days: int = _days(400, minimum=1)
     webhook_secret_env: EnvName = ""

@@ -226,7 +226,7 @@ def test_minimal_file_gets_defaults_and_disabled_systems(tmp_path: Path) -> None
     assert cfg.google_ads.api_version == "v26"
     assert (cfg.google_ads.lookback_days, cfg.google_ads.history_days) == (30, 400)
     assert (cfg.meta_ads.lookback_days, cfg.linkedin_ads.lookback_days) == (28, 7)
-    assert cfg.linkedin_ads.api_version == "202511"
+    assert cfg.linkedin_ads.api_version == "202607"
     assert cfg.budget_categories.targets.as_mapping() == {
         "strategic": Decimal("0.20"),
         "growth": Decimal("0.50"),

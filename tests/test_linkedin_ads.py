@@ -314,6 +314,6 @@ def test_build_source_reads_the_section(tmp_path: Path) -> None:
     config = load_config(path, {"LINKEDIN_TOKEN": TOKEN})
     source = linkedin_ads.build_source(config)
     assert source.account_ids == [ACCOUNT_ID]
-    assert source.http.session.headers["LinkedIn-Version"] == "202511"
+    assert source.http.session.headers["LinkedIn-Version"] == "202607"
     assert source.policy.lookback_days == 7
     source.close()
