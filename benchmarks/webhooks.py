@@ -1,6 +1,6 @@
 """Webhook intake under load: ``crm-roi serve`` against a bare Flask endpoint, same server.
 
-    python -m benchmarks.webhooks [--requests 4000] [--concurrency 16] [--threads 16]
+    python -m benchmarks.webhooks [--requests 9000] [--concurrency 16] [--threads 16]
 
 Both servers run as subprocesses on 127.0.0.1 with the same waitress settings (``[server]
 threads``): ``crm-roi serve`` with a temporary SQLite store, taking signed Meta lead
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=4000, help="requests per server")
+    parser.add_argument("--requests", type=int, default=9000, help="requests per server")
     parser.add_argument("--concurrency", type=int, default=16, help="client connections")
     parser.add_argument("--threads", type=int, default=16, help="[server] threads of both")
     parser.add_argument("--max-seconds", type=float, default=120.0, help="time limit per run")
@@ -249,11 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         bare_result = Result("bare flask", 0, 0, 0.0, [])
         serve_result = Result("crm-roi serve", 0, 0, 0.0, [])
         per_round = args.requests // ROUNDS
+        round_ratios = []
         for r in range(ROUNDS):
             first = r * per_round
+            rates = []
             for result, port in ((bare_result, bare_port), (serve_result, serve_port)):
                 part = load(result.name, port, first, per_round, args.concurrency, args.max_seconds)
                 result.add(part)
+                rates.append(part.rate)
+            round_ratios.append(rates[1] / rates[0] if rates[0] else 0.0)
     finally:
         stop(serve)
         stop(bare)
@@ -270,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio serve/bare {ratio:.2f} (target >= 0.5), serve p99 {p99:.1f} ms (target <= 50); "
         f"{stored} of {serve_result.ok} answered 200 are in the store"
     )
-    print(f"mean serve latency {statistics.fmean(serve_result.latencies) * 1000:.2f} ms")
+    print(
+        f"mean serve latency {statistics.fmean(serve_result.latencies) * 1000:.2f} ms; "
+        f"ratio per round {' '.join(f'{r:.2f}' for r in round_ratios)}"
+    )
     return 0 if stored == serve_result.ok else 1
 
 
