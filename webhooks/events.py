@@ -162,24 +162,26 @@ class Inserter:
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start : start + _ROWS_PER_STATEMENT]
             mine = owners[start : start + len(chunk)]
-            new = self._insert_postgresql(conn, chunk) if self.postgresql else None
-            if new is None:
-                new = self._insert_sqlite(conn, chunk)
-            for (r, i), row in zip(mine, chunk, strict=True):
-                created[r][i] = new is True or (row["provider"], row["dedup_key"]) in new
+            if self.postgresql:
+                flags = self._insert_postgresql(conn, chunk)
+            else:
+                flags = self._insert_sqlite(conn, chunk)
+            for (r, i), flag in zip(mine, flags, strict=True):
+                created[r][i] = flag
         return created
 
-    def _insert_postgresql(self, conn: Connection, rows: list[dict[str, Any]]) -> set[Any]:
+    def _insert_postgresql(self, conn: Connection, rows: list[dict[str, Any]]) -> list[bool]:
         stmt = (
             postgresql.insert(T)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["provider", "dedup_key"])
             .returning(T.c.provider, T.c.dedup_key)
         )
-        return {tuple(row) for row in conn.execute(stmt)}
+        new = {tuple(row) for row in conn.execute(stmt)}
+        return [(row["provider"], row["dedup_key"]) in new for row in rows]
 
-    def _insert_sqlite(self, conn: Connection, rows: list[dict[str, Any]]) -> set[Any] | bool:
-        """True when every row was new, else the (provider, dedup_key) of the new ones."""
+    def _insert_sqlite(self, conn: Connection, rows: list[dict[str, Any]]) -> list[bool]:
+        """Per row, whether it was new."""
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         cursor = dbapi.cursor()
@@ -190,9 +192,9 @@ class Inserter:
             )
             inserted = cursor.rowcount
             if inserted == len(rows):  # all new: the usual case, one statement
-                return True
+                return [True] * len(rows)
             if inserted <= 0:
-                return set()
+                return [False] * len(rows)
             # Some keys were there already. The rows this statement inserted took consecutive
             # rowids ending at lastrowid: SQLite gives each new row the largest rowid + 1, and
             # the statement holds the write lock throughout.
@@ -202,7 +204,8 @@ class Inserter:
                 "SELECT provider, dedup_key FROM webhook_events WHERE id > ? AND id <= ?",
                 (last - inserted, last),
             )
-            return set(cursor.fetchall())
+            new = set(cursor.fetchall())
+            return [(row["provider"], row["dedup_key"]) in new for row in rows]
         finally:
             cursor.close()
 
