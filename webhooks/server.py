@@ -1,15 +1,16 @@
-"""The webhook side of ``crm-roi serve``: waitress serving the Flask app, the intake writer
-and the worker pool, started together and stopped together, in order.
+"""The webhook side of ``crm-roi serve``: waitress serving the Flask app, the intake and the
+worker pool, started together and stopped together, in order.
 
-Why waitress in-process rather than gunicorn's pre-fork master: the HTTP threads, the
-intake's single writer (whose group commit is what makes an fsync per 200 affordable on
-SQLite), the webhook workers and the scheduler share one process and one store, and stop
-on one SIGTERM; several gunicorn worker processes would contend for SQLite's one write lock
-and would fork a process that already runs threads. Waitress is a production WSGI server
-in pure Python, so ``serve`` also runs where gunicorn cannot (Windows).
+Why waitress in-process rather than gunicorn's pre-fork master: the HTTP threads (which
+commit their events together, one fsync per batch: what makes an fsync per 200 affordable
+on SQLite, see :mod:`webhooks.intake`), the webhook workers and the scheduler share one
+process and one store, and stop on one SIGTERM; several gunicorn worker processes would
+contend for SQLite's one write lock and would fork a process that already runs threads.
+Waitress is a production WSGI server in pure Python, so ``serve`` also runs where gunicorn
+cannot (Windows).
 
 Stopping (SIGTERM): stop accepting connections, let the requests in flight finish (each
-waits for its commit), stop the intake once its queue is written, then let each worker
+waits for its commit), close the intake once what is queued is written, then let each worker
 finish the event in hand. Anything not finished is still in the store, pending.
 """
 
