@@ -368,7 +368,7 @@ def spend_rows(body: Any, account: AdAccount) -> list[model.AdSpendDay]:
         day = days.get(text)
         if day is None:
             day = days[text] = date.fromisoformat(text)
-        key = f"{account_id}:{campaign_id}:{day.isoformat() if len(text) != 10 else text}"
+        key = f"{account_id}:{day.isoformat() if len(text) != 10 else text}:{campaign_id}"
         rows[key] = model.AdSpendDay(
             source=SOURCE,
             external_id=key,

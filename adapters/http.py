@@ -36,6 +36,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
+from connector.gc_pause import paused_gc
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -195,8 +197,13 @@ def error_text(response: requests.Response) -> str:
 
 
 def parse_json(response: requests.Response) -> Any:
-    """The body as JSON with non-integer numbers as Decimal."""
-    return json.loads(response.content or b"null", parse_float=Decimal)
+    """The body as JSON with non-integer numbers as Decimal.
+
+    A page of a bulk read is megabytes of JSON: parsed with the garbage collector paused
+    (:mod:`connector.gc_pause`), it takes half the time.
+    """
+    with paused_gc():
+        return json.loads(response.content or b"null", parse_float=Decimal)
 
 
 @dataclass

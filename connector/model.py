@@ -108,8 +108,10 @@ class AdCampaign(Record):
 class AdSpendDay(Record):
     """One ad campaign's spend on one day of the ad account's time zone.
 
-    ``external_id`` is ``<account>:<campaign>:<YYYY-MM-DD>`` so a re-read of a past day
-    replaces the row instead of adding one (ad platforms revise recent days).
+    ``external_id`` is ``<account>:<YYYY-MM-DD>:<campaign>`` so a re-read of a past day
+    replaces the row instead of adding one (ad platforms revise recent days). Day before
+    campaign because spend arrives day by day for every campaign: in that order new keys
+    append to the end of the unique index instead of landing all over it.
     """
 
     entity: ClassVar[str] = "ad_spend_day"
@@ -125,7 +127,7 @@ class AdSpendDay(Record):
 
     @staticmethod
     def key(account_id: str, ad_campaign_id: str, day: date) -> str:
-        return f"{account_id}:{ad_campaign_id}:{day.isoformat()}"
+        return f"{account_id}:{day.isoformat()}:{ad_campaign_id}"
 
 
 @dataclass(slots=True, kw_only=True)

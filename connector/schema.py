@@ -59,7 +59,6 @@ _EXTRA_INDEXES: dict[str, list[tuple[str, ...]]] = {
     "touchpoints": [("person_source", "person_id"), ("campaign_source", "campaign_id")],
     "persons": [("email",), ("source", "converted_contact_id")],
     "contact_roles": [("source", "opportunity_id")],
-    "ad_spend_days": [("source", "ad_campaign_id", "day")],
     "expenses": [("campaign_source", "campaign_id")],
     "campaigns": [("ad_campaign_ref",)],
 }

@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from connector import bulk, model, schema
+from connector.gc_pause import paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +203,13 @@ class Store:
         """
         now = now or datetime.now(UTC)
         report = UpsertReport()
-        if connection is not None:
-            self._upsert_into(connection, records, batch_size, now, report)
-        else:
-            with self.engine.begin() as conn:
-                self._upsert_into(conn, records, batch_size, now, report)
+        # one parameter tuple per record, none in a reference cycle: see connector.gc_pause
+        with paused_gc():
+            if connection is not None:
+                self._upsert_into(connection, records, batch_size, now, report)
+            else:
+                with self.engine.begin() as conn:
+                    self._upsert_into(conn, records, batch_size, now, report)
         return report
 
     def _upsert_into(
@@ -226,8 +229,8 @@ class Store:
         def flush(record_type: type[model.Record]) -> None:
             buffer = buffers.get(record_type, {})
             # In key order, B-tree inserts into the unique index land next to each other
-            # instead of all over it (a slice of ad days arrives day-major, the key is
-            # campaign-major): several times faster on large stores.
+            # instead of all over it (records of most sources arrive in no key order):
+            # several times faster on large stores.
             rows = [buffer[key] for key in sorted(buffer)]
             if not rows:
                 return

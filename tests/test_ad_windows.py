@@ -146,9 +146,9 @@ def test_vanished_days_are_known_campaign_days_without_a_row() -> None:
     window = Window(date(2026, 11, 20), date(2026, 11, 21))
     rows = [spend_day("fake", account, "c1", date(2026, 11, 20), Decimal("1"))]
     assert vanished_days(rows, window, "A1", {"c2"}) == [
-        "A1:c1:2026-11-21",
-        "A1:c2:2026-11-20",
-        "A1:c2:2026-11-21",
+        "A1:2026-11-21:c1",
+        "A1:2026-11-20:c2",
+        "A1:2026-11-21:c2",
     ]
 
 

@@ -147,17 +147,17 @@ ACCOUNT = AdAccount(CID, "Acme", "EUR", "Europe/Berlin")
 
 def test_search_stream_rows_become_exact_spend_days() -> None:
     rows = {r.external_id: r for r in spend_rows(fixture("spend.json"), ACCOUNT)}
-    first = rows[f"{CID}:20583018:2026-11-20"]
+    first = rows[f"{CID}:2026-11-20:20583018"]
     assert first.spend == Decimal("12.345670") and first.currency == "EUR"
     assert (first.impressions, first.clicks, first.conversions) == (1000, 42, Decimal("3.0"))
-    thirds = rows[f"{CID}:20583018:2026-11-21"]
+    thirds = rows[f"{CID}:2026-11-21:20583018"]
     assert thirds.spend == Decimal("0.999999")
     assert thirds.conversions == Decimal("0.3333333333333333")  # a double, kept as written
     # zero metrics are omitted on the wire (proto3 JSON): they are zeros, not errors
-    removed = rows[f"{CID}:9007199254740993:2026-11-21"]
+    removed = rows[f"{CID}:2026-11-21:9007199254740993"]
     assert (removed.spend, removed.clicks, removed.impressions) == (Decimal(0), 0, 12)
     # int64 max micros: a float would lose the last digits
-    huge = rows[f"{CID}:20583019:2026-11-22"]
+    huge = rows[f"{CID}:2026-11-22:20583019"]
     assert huge.spend == Decimal("9223372036854.775807") and huge.conversions == 2
 
 
@@ -343,7 +343,7 @@ def test_rereads_replace_changed_days_and_keep_unchanged_totals(tmp_path: Path) 
         fake.upstream[("20583018", today - timedelta(days=3))] = (99_000_000, 10, 0)
         sync_source(store, make_source(), now=NOW + timedelta(hours=2))
         after = {r.external_id: r.spend for r in store.iter_records(model.AdSpendDay)}
-        changed = f"{CID}:20583018:{today - timedelta(days=3)}"
+        changed = f"{CID}:{today - timedelta(days=3)}:20583018"
         assert after.pop(changed) == Decimal("99.000000")
         before.pop(changed)
         assert after == before

@@ -174,7 +174,7 @@ def test_the_query_reaches_the_wire_unmangled_with_the_version_headers() -> None
 def test_analytics_elements_become_exact_spend_days() -> None:
     data = json.loads((FIXTURES / "ad_analytics.json").read_text(), parse_float=Decimal)
     rows = {r.external_id: r for r in spend_rows(data["elements"], ACCOUNT)}
-    first = rows[f"{ACCOUNT_ID}:145282384:2026-11-20"]
+    first = rows[f"{ACCOUNT_ID}:2026-11-20:145282384"]
     assert first.spend == Decimal("19.918330000000001")  # every decimal the API sent
     assert (first.impressions, first.clicks, first.conversions, first.currency) == (
         165,
@@ -182,7 +182,7 @@ def test_analytics_elements_become_exact_spend_days() -> None:
         3,
         "USD",
     )
-    second = rows[f"{ACCOUNT_ID}:145282385:2026-11-21"]
+    second = rows[f"{ACCOUNT_ID}:2026-11-21:145282385"]
     assert (second.spend, second.conversions) == (Decimal("0.1"), 0)
 
 

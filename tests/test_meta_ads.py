@@ -158,7 +158,7 @@ SHORT = Window(date(2026, 11, 20), date(2026, 11, 22))
 def test_insights_rows_become_exact_spend_days() -> None:
     data = fixture("insights_page1.json")["data"] + fixture("insights_page2.json")["data"]
     rows = {r.external_id: r for r in spend_rows(data, ACCOUNT, ("lead",))}
-    first = rows[f"{ACT}:120210000000000001:2026-11-20"]
+    first = rows[f"{ACT}:2026-11-20:120210000000000001"]
     assert (first.spend, first.currency, first.impressions, first.clicks) == (
         Decimal("12.34"),
         "EUR",
@@ -166,9 +166,9 @@ def test_insights_rows_become_exact_spend_days() -> None:
         25,
     )
     assert first.conversions == 3  # "lead" only: onsite_conversion.lead_grouped is a subset
-    tiny = rows[f"{ACT}:120210000000000001:2026-11-21"]
+    tiny = rows[f"{ACT}:2026-11-21:120210000000000001"]
     assert (tiny.spend, tiny.clicks, tiny.conversions) == (Decimal("0.01"), 0, 0)
-    big = rows[f"{ACT}:120210000000000002:2026-11-21"]
+    big = rows[f"{ACT}:2026-11-21:120210000000000002"]
     assert big.spend == Decimal("5339.5") and big.conversions == Decimal("2.5")
     custom = spend_rows(data[:1], ACCOUNT, ("link_click", "lead"))
     assert custom[0].conversions == 23
@@ -427,14 +427,14 @@ def test_rereading_the_28_day_lookback_replaces_and_never_adds(store) -> None:
     sync_source(store, make_source(page_size=50), now=NOW)
     assert store.get_cursor("meta_ads", "daily_spend", ACT) == "2026-11-22"  # LA days
     rows = {r.external_id: r for r in store.iter_records(model.AdSpendDay)}
-    assert len(rows) == 82 and rows[f"{ACT}:c1:2026-11-23"].spend == Decimal("0.00")
+    assert len(rows) == 82 and rows[f"{ACT}:2026-11-23:c1"].spend == Decimal("0.00")
     total = sum(r.spend for r in rows.values())
     sync_source(store, make_source(page_size=50), now=NOW + timedelta(hours=1))
     assert store.count(model.AdSpendDay) == 82
     assert sum(r.spend for r in store.iter_records(model.AdSpendDay)) == total
     fake.upstream[("c2", today - timedelta(days=27))] = ("1000.00", 1, 1, None)
     sync_source(store, make_source(page_size=50), now=NOW + timedelta(hours=2))
-    changed = store.get(model.AdSpendDay, "meta_ads", f"{ACT}:c2:{today - timedelta(days=27)}")
+    changed = store.get(model.AdSpendDay, "meta_ads", f"{ACT}:{today - timedelta(days=27)}:c2")
     assert changed.spend == Decimal("1000.00") and changed.conversions == 0
     assert store.count(model.AdSpendDay) == 82
     assert sum(r.spend for r in store.iter_records(model.AdSpendDay)) == (

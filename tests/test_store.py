@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
@@ -171,6 +172,52 @@ def test_upgrade_from_first_revision_keeps_data(store_url: str) -> None:
         with new.engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(ctx, schema.metadata) == []
+
+
+def test_upgrade_rekeys_ad_spend_day_major_and_a_reread_replaces(store_url: str) -> None:
+    old = Store(store_url)
+    old.upgrade("0003")
+    with old.engine.begin() as conn:
+        for campaign, day, spend in (("111", "2026-11-20", "5.5"), ("222", "2026-11-21", "7")):
+            conn.execute(
+                text(
+                    "INSERT INTO ad_spend_days (source, external_id, account_id, ad_campaign_id, "
+                    "day, spend, currency, impressions, clicks, conversions, synced_at) VALUES "
+                    "('google_ads', :key, '1234567890', :campaign, :day, :spend, 'USD', 10, 1, "
+                    "'0', '2026-11-22 00:00:00.000000')"
+                ),
+                {
+                    "key": f"1234567890:{campaign}:{day}",
+                    "campaign": campaign,
+                    "day": date.fromisoformat(day),
+                    "spend": spend,
+                },
+            )
+    old.close()
+    with Store.open(store_url) as new:
+        keys = {r.external_id: r for r in new.iter_records(model.AdSpendDay)}
+        assert sorted(keys) == ["1234567890:2026-11-20:111", "1234567890:2026-11-21:222"]
+        assert keys["1234567890:2026-11-20:111"].spend == Decimal("5.5")
+        # the next sync's re-read of the same day replaces the migrated row
+        again = model.AdSpendDay(
+            source="google_ads",
+            external_id=model.AdSpendDay.key("1234567890", "111", date(2026, 11, 20)),
+            account_id="1234567890",
+            ad_campaign_id="111",
+            day=date(2026, 11, 20),
+            spend=Decimal("6"),
+            currency="USD",
+            impressions=10,
+            clicks=1,
+        )
+        report = new.upsert([again])
+        assert (report.total.inserted, report.total.updated) == (0, 1)
+        assert new.count(model.AdSpendDay) == 2
+        with new.engine.begin() as conn:  # and back: the old key format and index return
+            command.downgrade(new._alembic_config(conn), "0003")
+        with new.engine.connect() as conn:
+            old_keys = conn.execute(text("SELECT external_id FROM ad_spend_days")).scalars()
+            assert sorted(old_keys) == ["1234567890:111:2026-11-20", "1234567890:222:2026-11-21"]
 
 
 def test_bad_urls_are_explained() -> None:
