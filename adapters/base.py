@@ -157,6 +157,11 @@ class CrmWriter(Protocol):
         """Create the task; returns its id (kept on the alert so it is created once)."""
         ...
 
+    def complete_task(self, task_id: str, note: str) -> str | None:
+        """Mark the task done, adding ``note`` (why) to its description. A task someone
+        already closed or deleted is left as it is; the return value then says so."""
+        ...
+
     def upsert_inbound_lead(self, lead: InboundLead) -> LeadOutcome:
         """Find the person by e-mail or create a lead; add the campaign membership; never
         duplicate either on redelivery."""

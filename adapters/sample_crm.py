@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS campaign_roi (
     writes INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, alert_key TEXT NOT NULL UNIQUE, what_id TEXT,
-    owner_id TEXT, subject TEXT NOT NULL, description TEXT NOT NULL, created_at TEXT NOT NULL);
+    owner_id TEXT, subject TEXT NOT NULL, description TEXT NOT NULL, created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'Not Started');
 """
 
 
@@ -94,6 +95,11 @@ class SampleCrm:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(tasks)")}
+        if "status" not in columns:  # a sample CRM made by an older version
+            self.db.execute(
+                "ALTER TABLE tasks ADD COLUMN status TEXT NOT NULL DEFAULT 'Not Started'"
+            )
 
     @classmethod
     def create(cls, path: Path, records: Iterable[model.Record], *, at: datetime) -> SampleCrm:
@@ -125,6 +131,11 @@ class SampleCrm:
         return self.db.execute(
             "SELECT alert_key, what_id, subject FROM tasks ORDER BY id"
         ).fetchall()
+
+    def task_states(self) -> dict[str, tuple[str, str]]:
+        """alert key -> (status, description)."""
+        rows = self.db.execute("SELECT alert_key, status, description FROM tasks ORDER BY id")
+        return {key: (status, description) for key, status, description in rows}
 
     def close(self) -> None:
         self.db.close()
@@ -279,6 +290,20 @@ class SampleWriter:
             ),
         )
         return f"00T{cursor.lastrowid:015d}"
+
+    def complete_task(self, task_id: str, note: str) -> str | None:
+        row = self.crm.db.execute(
+            "SELECT status, description FROM tasks WHERE id = ?", (int(task_id[3:]),)
+        ).fetchone()
+        if row is None:
+            return "the task no longer exists in the sample CRM"
+        if row[0] == "Completed":
+            return "already completed in the sample CRM"
+        self.crm.db.execute(
+            "UPDATE tasks SET status = 'Completed', description = ? WHERE id = ?",
+            (f"{row[1]}\n\n{note}", int(task_id[3:])),
+        )
+        return None
 
     def upsert_inbound_lead(self, lead: InboundLead) -> LeadOutcome:
         email = model.normalize_email(lead.email)

@@ -15,6 +15,11 @@ most one alert per key can be open, whatever the sequence of runs. Each run's
 Deliveries are recorded per channel in ``delivered_to`` as soon as each succeeds, in its own
 transaction, so a crash between two deliveries never repeats the first; a failure is kept in
 ``delivery_errors`` and retried on the next run. Every transition is appended to ``history``.
+
+A resolution is announced, once, on every channel that received the alert (and only there:
+nobody is told that something they never heard of is over). It is recorded as
+``resolved_at`` inside that channel's ``delivered_to`` entry, and its failures under
+``<channel>:resolved`` in ``delivery_errors``.
 """
 
 from __future__ import annotations
@@ -68,6 +73,14 @@ class AlertRecord:
     @property
     def body(self) -> str:
         return self.message.partition("\n")[2]
+
+    @property
+    def resolution_note(self) -> str | None:
+        """Why the alert resolved ("condition cleared", "no longer evaluated"), if it did."""
+        for event in reversed(self.history):
+            if event.get("event") == "resolved":
+                return str(event.get("note") or "") or None
+        return None
 
     @property
     def firing_key(self) -> str:
@@ -232,6 +245,48 @@ def undelivered(store: Store, channel: str) -> list[AlertRecord]:
             for row in conn.execute(stmt)
             if channel not in (row.delivered_to or {})
         ]
+
+
+def unannounced_resolutions(store: Store, channel: str) -> list[AlertRecord]:
+    """Resolved alerts that ``channel`` received while open and has not been told are over,
+    oldest resolution first."""
+    t = schema.alerts
+    stmt = select(t).where(t.c.state == RESOLVED).order_by(t.c.resolved_at, t.c.id)
+    with store.engine.connect() as conn:
+        return [
+            AlertRecord.from_row(row)
+            for row in conn.execute(stmt)
+            if channel in (row.delivered_to or {})
+            and "resolved_at" not in row.delivered_to[channel]
+        ]
+
+
+def resolution_channel(channel: str) -> str:
+    """The ``delivery_errors`` key of a channel's resolution notices."""
+    return f"{channel}:resolved"
+
+
+def mark_resolution_delivered(
+    store: Store, alert: AlertRecord, channel: str, *, now: datetime, note: str | None = None
+) -> bool:
+    """Record that ``channel`` was told ``alert`` resolved. Returns False, recording nothing,
+    when the alert fired again meanwhile: that new firing's deliveries start afresh."""
+    t = schema.alerts
+    with store.begin() as conn:
+        row = conn.execute(select(t).where(t.c.id == alert.id)).one()
+        if row.state != RESOLVED or row.firings != alert.firings:
+            return False
+        delivered = dict(row.delivered_to or {})
+        delivered[channel] = {**delivered.get(channel, {}), "resolved_at": now.isoformat()}
+        errors = dict(row.delivery_errors or {})
+        errors.pop(resolution_channel(channel), None)
+        event = _event(now, "resolution_delivered", channel=channel, note=note)
+        conn.execute(
+            update(t)
+            .where(t.c.id == alert.id)
+            .values(delivered_to=delivered, delivery_errors=errors, history=[*row.history, event])
+        )
+    return True
 
 
 def mark_delivered(

@@ -9,7 +9,7 @@ percents with one decimal.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -180,3 +180,39 @@ def render(language: str, rule: str, **values: str) -> tuple[str, str]:
         separator = "" if language == "zh-CN" else " "
         text += separator + texts["exhaustion"][1].format(day=values["exhausted_on"])
     return subject.format(**values), text
+
+
+_RESOLVED: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "en": MappingProxyType(
+            {
+                "subject": "Resolved: {subject}",
+                "condition cleared": "The condition cleared ({at}).",
+                "no longer evaluated": (
+                    "No longer checked: the budget or rule was removed, or its period is over "
+                    "({at})."
+                ),
+                "other": "Resolved ({at}).",
+            }
+        ),
+        "zh-CN": MappingProxyType(
+            {
+                "subject": "已解除：{subject}",
+                "condition cleared": "提醒条件已不再满足（{at}）。",
+                "no longer evaluated": "已不再检查：预算或规则已删除，或其期间已结束（{at}）。",
+                "other": "已解除（{at}）。",
+            }
+        ),
+    }
+)
+
+
+def render_resolution(
+    language: str, subject: str, note: str | None, at: datetime | None
+) -> tuple[str, str]:
+    """The subject and body announcing that the alert titled ``subject`` is over (``note``:
+    why it resolved, as the alert history has it; ``at``: when, shown in UTC)."""
+    texts = _RESOLVED[_language(language)]
+    when = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at is not None else "-"
+    body = texts.get(note or "other", texts["other"]).format(at=when)
+    return texts["subject"].format(subject=subject), body

@@ -614,8 +614,11 @@ def _deliver(app: Any, store: Store, config: Config) -> bool:
     report = deliver_alerts(store, channels)
     for name in (c.name for c in channels):
         sent = report.delivered.get(name, 0)
-        errors = report.failed.get(name, [])
+        errors = report.failed.get(name, []) + report.failed.get(f"{name}:resolved", [])
         line = f"{name}: {sent} delivered"
+        if report.resolved.get(name):
+            count = report.resolved[name]
+            line += f", {count} resolution{'s' if count != 1 else ''} announced"
         if errors:
             line += f", {len(errors)} failed (retried next run): {errors[0]}"
         app.out.print(line, highlight=False, markup=False)
@@ -679,15 +682,22 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
     try:
         store = Store(config.connector.database_url)
         try:
-            failing = [a for a in alert_log.list_alerts(store, open_only=True) if a.delivery_errors]
-            for channel in sorted({c for a in failing for c in a.delivery_errors}):
-                stuck = [a for a in failing if channel in a.delivery_errors]
-                last = stuck[0].delivery_errors[channel]
+            # what is still owed: open alerts to their channels, resolutions to theirs
+            owed: dict[str, list[dict[str, Any]]] = {}
+            for a in alert_log.list_alerts(store):
+                for key, error in a.delivery_errors.items():
+                    if (a.state == alert_log.RESOLVED) == key.endswith(":resolved"):
+                        owed.setdefault(key, []).append(error)
+            for key, errors in sorted(owed.items()):
+                channel, _, resolution = key.partition(":")
+                what = (
+                    "resolutions not announced on" if resolution else "open alerts not delivered to"
+                )
                 checks.append(
                     (
                         False,
-                        f"{len(stuck)} open alerts not delivered to {channel} "
-                        f"({last['attempts']} attempts): {last['error']}",
+                        f"{len(errors)} {what} {channel} "
+                        f"({errors[0]['attempts']} attempts): {errors[0]['error']}",
                     )
                 )
             campaigns = list(store.iter_records(model.Campaign))

@@ -1,8 +1,9 @@
 """Where alerts go: a CRM task, Slack, e-mail, a signed generic webhook.
 
-Each channel turns :class:`~connector.alert_log.AlertRecord` s into messages and yields one
-result per alert as soon as it is known, so the delivery loop can record it before the next
-send (a crash never repeats a delivery that was recorded). A failure either concerns one alert
+Each channel turns :class:`~connector.alert_log.AlertRecord` s into messages (for an alert
+that opened and, later, for its resolution) and yields one result per alert as soon as it is
+known, so the delivery loop can record it before the next send (a crash never repeats a
+delivery that was recorded). A failure either concerns one alert
 (:class:`DeliveryError`: that alert is retried next run, the others go on) or the channel
 (:class:`ChannelDown`: a dead webhook, a rate limit, the server unreachable; the channel's
 remaining alerts wait for the next run instead of hammering it). HTTP goes through
@@ -33,6 +34,7 @@ from typing import Any
 from adapters.base import AlertTask, CrmWriter
 from adapters.http import AuthError, HttpClient, HttpError, RateLimited, TransportError
 from connector.alert_log import AlertRecord
+from connector.alert_messages import render_resolution
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +69,38 @@ class Sent:
 Result = Sent | DeliveryError
 
 
+def resolution(alert: AlertRecord, language: str) -> tuple[str, str]:
+    """The subject and body announcing that ``alert`` resolved."""
+    return render_resolution(language, alert.subject, alert.resolution_note, alert.resolved_at)
+
+
 class Channel:
-    """A delivery channel; subclasses implement :meth:`send` (or :meth:`deliveries`)."""
+    """A delivery channel; subclasses implement :meth:`send` and :meth:`send_resolved` (or
+    :meth:`deliveries` and :meth:`resolutions`)."""
 
     name = ""
 
     def send(self, alert: AlertRecord) -> Sent:
         raise NotImplementedError
 
+    def send_resolved(self, alert: AlertRecord) -> Sent:
+        raise NotImplementedError
+
     def deliveries(self, alerts: Sequence[AlertRecord]) -> Iterator[tuple[AlertRecord, Result]]:
-        """One result per alert, in order; after a :class:`ChannelDown` the rest get it too."""
+        """One result per new alert, in order; after a :class:`ChannelDown` the rest get it
+        too."""
+        return self._each(alerts, self.send)
+
+    def resolutions(self, alerts: Sequence[AlertRecord]) -> Iterator[tuple[AlertRecord, Result]]:
+        """One result per resolved alert announced, like :meth:`deliveries`."""
+        return self._each(alerts, self.send_resolved)
+
+    def _each(
+        self, alerts: Sequence[AlertRecord], send: Callable[[AlertRecord], Sent]
+    ) -> Iterator[tuple[AlertRecord, Result]]:
         for i, alert in enumerate(alerts):
             try:
-                yield alert, self.send(alert)
+                yield alert, send(alert)
             except ChannelDown as exc:
                 for rest in alerts[i:]:
                     yield rest, exc
@@ -120,10 +141,12 @@ class SlackChannel(Channel):
         self,
         webhook_url: str,
         *,
+        language: str = "en",
         sleep: Callable[[float], None] = time.sleep,
         max_wait: float = 60.0,
     ) -> None:
         self.webhook_url = webhook_url
+        self.language = language
         self.http = HttpClient(
             "Slack",
             "https://hooks.slack.com",
@@ -137,7 +160,15 @@ class SlackChannel(Channel):
     @staticmethod
     def payload(alert: AlertRecord) -> dict[str, Any]:
         icon = _ICON.get(alert.severity, "")
-        text = f"{icon} *{_slack_escape(alert.subject)}*\n{_slack_escape(alert.body)}".strip()
+        return SlackChannel._message(alert, icon, alert.subject, alert.body)
+
+    def resolved_payload(self, alert: AlertRecord) -> dict[str, Any]:
+        subject, body = resolution(alert, self.language)
+        return self._message(alert, ":white_check_mark:", subject, body)
+
+    @staticmethod
+    def _message(alert: AlertRecord, icon: str, subject: str, body: str) -> dict[str, Any]:
+        text = f"{icon} *{_slack_escape(subject)}*\n{_slack_escape(body)}".strip()
         context = f"crm-roi · {alert.rule} · {alert.scope} · {alert.period}"
         return {
             "text": text,
@@ -151,8 +182,14 @@ class SlackChannel(Channel):
         }
 
     def send(self, alert: AlertRecord) -> Sent:
+        return self._post(self.payload(alert))
+
+    def send_resolved(self, alert: AlertRecord) -> Sent:
+        return self._post(self.resolved_payload(alert))
+
+    def _post(self, payload: dict[str, Any]) -> Sent:
         try:
-            self.http.request("POST", self.webhook_url, json_body=self.payload(alert))
+            self.http.request("POST", self.webhook_url, json_body=payload)
         except HttpError as exc:
             raise _http_failure(exc, frozenset({400})) from None
         return Sent()
@@ -167,9 +204,15 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + digest.hexdigest()
 
 
-def delivery_id(alert: AlertRecord) -> str:
-    """Stable across retries of one firing; differs between firings."""
-    return hashlib.sha256(alert.firing_key.encode()).hexdigest()[:32]
+OPENED = "alert.opened"
+RESOLVED = "alert.resolved"
+
+
+def delivery_id(alert: AlertRecord, event: str = OPENED) -> str:
+    """Stable across retries of one delivery; differs between firings and between an alert's
+    opening and its resolution."""
+    key = alert.firing_key if event == OPENED else f"{alert.firing_key}#{event}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 class WebhookChannel(Channel):
@@ -193,10 +236,12 @@ class WebhookChannel(Channel):
         )
 
     @staticmethod
-    def payload(alert: AlertRecord) -> dict[str, Any]:
+    def payload(alert: AlertRecord, event: str = OPENED) -> dict[str, Any]:
+        """The JSON body; for ``alert.resolved`` ``state`` is ``resolved`` and ``resolved_at``
+        and ``resolution`` (why) are set."""
         return {
-            "event": "alert.opened",
-            "delivery_id": delivery_id(alert),
+            "event": event,
+            "delivery_id": delivery_id(alert, event),
             "alert": {
                 "dedup_key": alert.dedup_key,
                 "firing": alert.firings,
@@ -210,17 +255,27 @@ class WebhookChannel(Channel):
                 "subject": alert.subject,
                 "message": alert.body,
                 "opened_at": alert.opened_at.isoformat(),
+                "resolved_at": (
+                    alert.resolved_at.isoformat() if alert.resolved_at is not None else None
+                ),
+                "resolution": alert.resolution_note if event == RESOLVED else None,
                 "details": alert.details,
             },
         }
 
     def send(self, alert: AlertRecord) -> Sent:
-        body = json.dumps(self.payload(alert), ensure_ascii=False, sort_keys=True).encode()
+        return self._post(alert, OPENED)
+
+    def send_resolved(self, alert: AlertRecord) -> Sent:
+        return self._post(alert, RESOLVED)
+
+    def _post(self, alert: AlertRecord, event: str) -> Sent:
+        body = json.dumps(self.payload(alert, event), ensure_ascii=False, sort_keys=True).encode()
         timestamp = int(self.clock())
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            EVENT_HEADER: "alert.opened",
-            DELIVERY_HEADER: delivery_id(alert),
+            EVENT_HEADER: event,
+            DELIVERY_HEADER: delivery_id(alert, event),
             TIMESTAMP_HEADER: str(timestamp),
         }
         if self.secret:
@@ -254,6 +309,10 @@ _DIGEST_SUBJECT = {
     "en": "[crm-roi] {n} new alerts: {first}",
     "zh-CN": "[crm-roi] {n} 条新提醒：{first}",
 }
+_RESOLVED_DIGEST_SUBJECT = {
+    "en": "[crm-roi] {n} alerts resolved: {first}",
+    "zh-CN": "[crm-roi] {n} 条提醒已解除：{first}",
+}
 _FOOTER = {
     "en": "Sent by crm-roi-connector. Open alerts: crm-roi alerts --open",
     "zh-CN": "由 crm-roi-connector 发送。查看未关闭的提醒：crm-roi alerts --open",
@@ -281,19 +340,30 @@ class EmailChannel(Channel):
         self.smtp_ssl_factory = smtp_ssl_factory
         self.clock = clock
 
-    def message(self, alerts: Sequence[AlertRecord]) -> EmailMessage:
+    def message(self, alerts: Sequence[AlertRecord], *, resolved: bool = False) -> EmailMessage:
+        """One mail for ``alerts``: new ones, or (``resolved``) the end of each."""
         s = self.settings
         msg = EmailMessage()
-        if len(alerts) == 1:
-            subject = f"[crm-roi] {alerts[0].subject}"
+        if resolved:
+            texts = [resolution(a, self.language) for a in alerts]
+            digest = _RESOLVED_DIGEST_SUBJECT
         else:
-            subject = _DIGEST_SUBJECT[self.language].format(n=len(alerts), first=alerts[0].subject)
+            texts = [(a.subject, a.body) for a in alerts]
+            digest = _DIGEST_SUBJECT
+        if len(alerts) == 1:
+            subject = f"[crm-roi] {texts[0][0]}"
+        else:
+            first = alerts[0].subject
+            subject = digest[self.language].format(n=len(alerts), first=first)
         msg["Subject"] = subject
         msg["From"] = s.from_addr
         msg["To"] = ", ".join(s.to_addrs)
         msg["Date"] = format_datetime(self.clock())
         msg["Message-ID"] = make_msgid(domain=s.from_addr.rpartition("@")[2] or None)
-        parts = [f"[{a.severity}] {a.subject}\n{a.body}\n" for a in alerts]
+        parts = [
+            f"{subj}\n{body}\n" if resolved else f"[{a.severity}] {subj}\n{body}\n"
+            for a, (subj, body) in zip(alerts, texts, strict=True)
+        ]
         msg.set_content("\n".join(parts) + "\n-- \n" + _FOOTER[self.language] + "\n")
         return msg
 
@@ -321,11 +391,19 @@ class EmailChannel(Channel):
             smtp.send_message(msg)
 
     def deliveries(self, alerts: Sequence[AlertRecord]) -> Iterator[tuple[AlertRecord, Result]]:
+        return self._mail(alerts, resolved=False)
+
+    def resolutions(self, alerts: Sequence[AlertRecord]) -> Iterator[tuple[AlertRecord, Result]]:
+        return self._mail(alerts, resolved=True)
+
+    def _mail(
+        self, alerts: Sequence[AlertRecord], *, resolved: bool
+    ) -> Iterator[tuple[AlertRecord, Result]]:
         if not alerts:
             return
         s = self.settings
         try:
-            self._send(self.message(alerts))
+            self._send(self.message(alerts, resolved=resolved))
         except ChannelDown as exc:
             failure: DeliveryError = exc
         except smtplib.SMTPAuthenticationError as exc:
@@ -348,12 +426,15 @@ class EmailChannel(Channel):
 class CrmTaskChannel(Channel):
     """A task on the campaign, for its owner, through the CRM adapter (created once per
     firing: the task key is the alert's firing key, which adapters may use for idempotency).
-    Alerts about a scope without a campaign (a category's drift, an empty total) get none."""
+    Alerts about a scope without a campaign (a category's drift, an empty total) get none.
+    When the alert resolves, its task is completed with a note saying why, unless someone
+    closed or deleted it first."""
 
     name = "crm"
 
-    def __init__(self, writer: CrmWriter) -> None:
+    def __init__(self, writer: CrmWriter, *, language: str = "en") -> None:
         self.writer = writer
+        self.language = language
 
     @staticmethod
     def task(alert: AlertRecord) -> AlertTask | None:
@@ -383,3 +464,15 @@ class CrmTaskChannel(Channel):
             raise ChannelDown(str(exc)) from None
         except HttpError as exc:
             raise DeliveryError(str(exc)) from None
+
+    def send_resolved(self, alert: AlertRecord) -> Sent:
+        if not alert.crm_task_id:
+            return Sent(note="no task to complete")
+        subject, body = resolution(alert, self.language)
+        try:
+            note = self.writer.complete_task(alert.crm_task_id, f"{subject}\n{body}")
+        except (RateLimited, TransportError, AuthError) as exc:
+            raise ChannelDown(str(exc)) from None
+        except HttpError as exc:
+            raise DeliveryError(str(exc)) from None
+        return Sent(ref=alert.crm_task_id, note=note)

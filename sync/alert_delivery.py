@@ -1,9 +1,12 @@
-"""The push step of alerts: every open alert to every configured channel, once each.
+"""The push step of alerts: every open alert to every configured channel, once each, and
+then, once each, the news that it resolved.
 
 For each channel in turn, the open alerts it has not received yet are sent and each result
 is recorded at once (:func:`connector.alert_log.mark_delivered` / ``mark_failed``). A channel
 that fails does not stop the others, and its alerts are simply still undelivered on the next
-run, which retries them; an alert resolved in between is not sent any more.
+run, which retries them; an alert resolved in between is not sent any more. Then each
+resolved alert the channel did receive is announced there (the CRM task is completed), with
+the same once-only recording and retries.
 
 Channels come from ``[alerts]``: a CRM task when a CRM writer is given and ``crm_tasks`` is
 on, Slack when ``slack_webhook_url_env`` is set, e-mail when ``[alerts.email] smtp_host`` is
@@ -16,12 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from adapters.base import CrmWriter
 from connector import alert_log, failpoints
+from connector.alert_log import AlertRecord
 from connector.config import Config, ConfigError
 from connector.store import Store
 from sync.alert_channels import (
@@ -29,6 +33,7 @@ from sync.alert_channels import (
     CrmTaskChannel,
     DeliveryError,
     EmailChannel,
+    Result,
     SlackChannel,
     SmtpSettings,
     WebhookChannel,
@@ -40,8 +45,11 @@ log = logging.getLogger(__name__)
 @dataclass
 class DeliveryReport:
     delivered: dict[str, int] = field(default_factory=dict)
+    resolved: dict[str, int] = field(default_factory=dict)
+    """Per channel: resolutions announced."""
     failed: dict[str, list[str]] = field(default_factory=dict)
-    """Per channel: the errors (one line each) of this run."""
+    """Per channel (``<channel>:resolved`` for resolution notices): this run's errors, one
+    line each."""
 
     @property
     def ok(self) -> bool:
@@ -62,10 +70,16 @@ def channels_from_config(
     channels: list[Channel] = []
     problems: list[str] = []
     if crm_writer is not None and alerts.crm_tasks:
-        channels.append(CrmTaskChannel(crm_writer))
+        channels.append(CrmTaskChannel(crm_writer, language=alerts.language))
     if alerts.slack_webhook_url_env:
         try:
-            channels.append(SlackChannel(config.secret("alerts", "slack_webhook_url"), sleep=sleep))
+            channels.append(
+                SlackChannel(
+                    config.secret("alerts", "slack_webhook_url"),
+                    language=alerts.language,
+                    sleep=sleep,
+                )
+            )
         except ConfigError as exc:
             problems.append(f"Slack alerts skipped: {exc}")
     email = alerts.email
@@ -105,42 +119,63 @@ def channels_from_config(
 def deliver_alerts(
     store: Store, channels: Sequence[Channel], *, now: datetime | None = None
 ) -> DeliveryReport:
-    """Send what each channel has not received; record every result as it comes."""
+    """Send each channel the open alerts it has not received, then the resolutions of those
+    it did receive; record every result as it comes."""
     report = DeliveryReport()
     for channel in channels:
-        pending = alert_log.undelivered(store, channel.name)
-        if not pending:
-            continue
-        done: set[int] = set()
-        try:
-            for alert, result in channel.deliveries(pending):
-                failpoints.hit("alert-sent")  # sent, not yet recorded: the crash window
-                when = now or datetime.now(UTC)
-                done.add(alert.id)
-                if isinstance(result, DeliveryError):
-                    attempts = alert_log.mark_failed(
-                        store, alert.id, channel.name, str(result), now=when
-                    )
-                    report.failed.setdefault(channel.name, []).append(str(result))
-                    log.warning(
-                        "alert %s not delivered to %s (attempt %d, retried next run): %s",
-                        alert.dedup_key,
-                        channel.name,
-                        attempts,
-                        result,
-                    )
-                else:
-                    alert_log.mark_delivered(
-                        store, alert.id, channel.name, now=when, ref=result.ref, note=result.note
-                    )
-                    report.delivered[channel.name] = report.delivered.get(channel.name, 0) + 1
-        except Exception as exc:  # a channel's bug must not stop the other channels
-            message = f"{type(exc).__name__}: {exc}"
-            log.exception("delivering alerts to %s failed", channel.name)
-            for alert in pending:
-                if alert.id not in done:
-                    alert_log.mark_failed(
-                        store, alert.id, channel.name, message, now=now or datetime.now(UTC)
-                    )
-            report.failed.setdefault(channel.name, []).append(message)
+        opened = alert_log.undelivered(store, channel.name)
+        _deliver(store, channel, opened, channel.deliveries, report, now, resolved=False)
+        over = alert_log.unannounced_resolutions(store, channel.name)
+        _deliver(store, channel, over, channel.resolutions, report, now, resolved=True)
     return report
+
+
+def _deliver(
+    store: Store,
+    channel: Channel,
+    pending: Sequence[AlertRecord],
+    send: Callable[[Sequence[AlertRecord]], Iterable[tuple[AlertRecord, Result]]],
+    report: DeliveryReport,
+    now: datetime | None,
+    *,
+    resolved: bool,
+) -> None:
+    if not pending:
+        return
+    # failures of resolution notices are kept apart, so they never mask the alert's own
+    key = alert_log.resolution_channel(channel.name) if resolved else channel.name
+    what = "resolution of alert" if resolved else "alert"
+    done: set[int] = set()
+    try:
+        for alert, result in send(pending):
+            failpoints.hit("alert-sent")  # sent, not yet recorded: the crash window
+            when = now or datetime.now(UTC)
+            done.add(alert.id)
+            if isinstance(result, DeliveryError):
+                attempts = alert_log.mark_failed(store, alert.id, key, str(result), now=when)
+                report.failed.setdefault(key, []).append(str(result))
+                log.warning(
+                    "%s %s not delivered to %s (attempt %d, retried next run): %s",
+                    what,
+                    alert.dedup_key,
+                    channel.name,
+                    attempts,
+                    result,
+                )
+            elif resolved:
+                if alert_log.mark_resolution_delivered(
+                    store, alert, channel.name, now=when, note=result.note
+                ):
+                    report.resolved[channel.name] = report.resolved.get(channel.name, 0) + 1
+            else:
+                alert_log.mark_delivered(
+                    store, alert.id, channel.name, now=when, ref=result.ref, note=result.note
+                )
+                report.delivered[channel.name] = report.delivered.get(channel.name, 0) + 1
+    except Exception as exc:  # a channel's bug must not stop the other channels
+        message = f"{type(exc).__name__}: {exc}"
+        log.exception("delivering alerts to %s failed", channel.name)
+        for alert in pending:
+            if alert.id not in done:
+                alert_log.mark_failed(store, alert.id, key, message, now=now or datetime.now(UTC))
+        report.failed.setdefault(key, []).append(message)

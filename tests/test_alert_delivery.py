@@ -84,6 +84,7 @@ class FakeCrm:
 
     def __init__(self) -> None:
         self.tasks: list[AlertTask] = []
+        self.completed: list[tuple[str, str]] = []
         self.fail_with: Exception | None = None
 
     def create_task(self, task: AlertTask) -> str:
@@ -91,6 +92,12 @@ class FakeCrm:
             raise self.fail_with
         self.tasks.append(task)
         return f"00T{len(self.tasks):015d}"
+
+    def complete_task(self, task_id: str, note: str) -> str | None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.completed.append((task_id, note))
+        return None
 
     def write_campaign_fields(self, updates: Any) -> Any:  # pragma: no cover - not used
         raise NotImplementedError

@@ -289,15 +289,39 @@ STANDARD_FIELDS: dict[str, dict[str, str]] = {
         "Priority": "picklist",
         "Status": "picklist",
         "ActivityDate": "date",
+        "IsClosed": "boolean",
+    },
+    "TaskStatus": {
+        "ApiName": "string",
+        "MasterLabel": "string",
+        "IsClosed": "boolean",
+        "IsDefault": "boolean",
+        "SortOrder": "int",
     },
 }
+# The standard Task Status picklist (TaskStatus object reference); orgs may rename or add.
+STANDARD_TASK_STATUSES: tuple[tuple[str, bool], ...] = (
+    ("Not Started", False),
+    ("In Progress", False),
+    ("Completed", True),
+    ("Waiting on someone else", False),
+    ("Deferred", False),
+)
 _SYSTEM = {
     "Id": "id",
     "CreatedDate": "datetime",
     "SystemModstamp": "datetime",
     "IsDeleted": "boolean",
 }
-_READ_ONLY = {"Id", "CreatedDate", "SystemModstamp", "IsDeleted", "IsConverted", "HasResponded"}
+_READ_ONLY = {
+    "Id",
+    "CreatedDate",
+    "SystemModstamp",
+    "IsDeleted",
+    "IsConverted",
+    "HasResponded",
+    "IsClosed",
+}
 _DESCRIBE_TYPE = {
     "Currency": "currency",
     "Number": "double",
@@ -349,6 +373,7 @@ class FakeSalesforce:
     inactive_users: set[str] = field(default_factory=set)
     login_error: dict[str, Any] | None = None
     on_request: Callable[[str, str], None] | None = None  # (method, path), before answering
+    task_statuses: tuple[tuple[str, bool], ...] = STANDARD_TASK_STATUSES
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -379,6 +404,15 @@ class FakeSalesforce:
 
             for spec in field_specs("USD"):
                 self._add_field("Campaign", spec, visible=True)
+        for order, (name, closed) in enumerate(self.task_statuses, 1):
+            self.add(
+                "TaskStatus",
+                ApiName=name,
+                MasterLabel=name,
+                IsClosed=closed,
+                IsDefault=order == 1,
+                SortOrder=order,
+            )
         self.user_id = self.add("User", Name="Integration User", IsActive=True)
         self.add("Organization", DefaultCurrencyIsoCode=self.org_currency)
 
@@ -401,10 +435,19 @@ class FakeSalesforce:
             **values,
         }
         self.objects[sobject][rid] = record
+        self._derive(sobject, record)
         return rid
 
     def touch(self, sobject: str, rid: str, **values: Any) -> None:
         self.objects[sobject][rid].update(values, SystemModstamp=self.stamp())
+        self._derive(sobject, self.objects[sobject][rid])
+
+    def _derive(self, sobject: str, record: dict[str, Any]) -> None:
+        if sobject == "Task":  # Salesforce derives IsClosed from the status value
+            record["IsClosed"] = record.get("Status") in self.closed_statuses()
+
+    def closed_statuses(self) -> set[str]:
+        return {s["ApiName"] for s in self.objects["TaskStatus"].values() if s["IsClosed"]}
 
     def delete(self, sobject: str, rid: str, *, hard: bool = False) -> None:
         if hard:
@@ -565,6 +608,8 @@ class FakeSalesforce:
             record = self.objects[match[1]].get(match[2])
             if record is None:
                 return self._reply(404, [{"errorCode": "NOT_FOUND", "message": "not found"}])
+            if record.get("IsDeleted"):
+                return self._reply(404, fixture("error_entity_deleted.json"))
             wanted = params.get("fields", "").split(",") if params.get("fields") else list(record)
             return self._reply(200, {k: record.get(k) for k in wanted})
         return self._reply(404, [{"errorCode": "NOT_FOUND", "message": f"no route {rest}"}])
@@ -749,6 +794,13 @@ class FakeSalesforce:
             body = {**body, "HasResponded": body["Status"] in self.responded_labels(campaign)}
         if sobject == "FieldPermissions":
             self._grant({**self.objects[sobject][rid], **body})
+        statuses = {s["ApiName"] for s in self.objects["TaskStatus"].values()}
+        if sobject == "Task" and "Status" in body and body["Status"] not in statuses:
+            return self._error(
+                400,
+                "error_restricted_picklist.json",
+                message=f"Status: bad value for restricted picklist field: {body['Status']}",
+            )
         self.touch(sobject, rid, **body)
         return self._reply(204)
 

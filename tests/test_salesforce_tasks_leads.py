@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.base import AlertTask, CampaignFields, InboundLead
-from adapters.http import ServerError
+from adapters.http import ClientError, ServerError
 from adapters.salesforce import build_writer
 from adapters.salesforce.client import soql_datetime
 from adapters.salesforce.tasks import ledger_key
@@ -112,6 +112,63 @@ def test_a_task_created_by_an_interrupted_attempt_is_adopted(fake, store) -> Non
     existing = org.add("Task", WhatId=campaign, Subject=the_alert.subject, OwnerId=org.user_id)
     assert writer.create_task(the_alert) == existing
     assert not org.calls("POST", r"sobjects/Task/$") and len(tasks(org)) == 1
+
+
+def test_a_resolved_alerts_task_is_completed_with_the_reason(fake, store) -> None:
+    org = fake()
+    campaign = org.add("Campaign", Name="C", OwnerId=org.user_id)
+    writer = writer_for(store)
+    task_id = writer.create_task(alert(campaign))
+    note = "Resolved: Campaign 'Spring Leads' reached 80% of budget\nThe condition cleared."
+    assert writer.complete_task(task_id, note) is None
+    task = org.objects["Task"][task_id]
+    assert task["Status"] == "Completed" and task["IsClosed"] is True
+    assert task["Description"] == f"{alert(campaign).description}\n\n{note}"
+    (patch,) = org.calls("PATCH", rf"sobjects/Task/{task_id}$")
+    assert set(patch.body) == {"Status", "Description"}
+    # again (a crash before the resolution was recorded): the task is closed, nothing changes
+    org.requests.clear()
+    assert "already closed" in (writer.complete_task(task_id, note) or "")
+    assert not org.calls("PATCH", r"sobjects/Task/") and org.objects["Task"][task_id] == task
+
+
+def test_a_task_someone_closed_or_deleted_is_left_alone(fake, store) -> None:
+    org = fake()
+    campaign = org.add("Campaign", Name="C", OwnerId=org.user_id)
+    writer = writer_for(store)
+    closed = writer.create_task(alert(campaign, key="a"))
+    org.touch("Task", closed, Status="Deferred")
+    org.touch("Task", closed, Status="Completed", Description="Handled by hand.")
+    assert "already closed in Salesforce (Completed)" in (writer.complete_task(closed, "x") or "")
+    assert org.objects["Task"][closed]["Description"] == "Handled by hand."
+    deleted = writer.create_task(alert(campaign, key="b"))
+    org.delete("Task", deleted)
+    assert "no longer exists" in (writer.complete_task(deleted, "x") or "")
+    org.delete("Task", deleted, hard=True)
+    assert "no longer exists" in (writer.complete_task(deleted, "x") or "")
+    assert not org.calls("PATCH", r"sobjects/Task/")
+
+
+def test_an_org_that_renamed_its_closed_status_gets_its_own(fake, store) -> None:
+    org = fake(task_statuses=(("Open", False), ("Done", True), ("Cancelled", True)))
+    campaign = org.add("Campaign", Name="C", OwnerId=org.user_id)
+    writer = writer_for(store)
+    first = writer.create_task(alert(campaign, key="a"))
+    second = writer.create_task(alert(campaign, key="b"))
+    writer.complete_task(first, "over")
+    writer.complete_task(second, "over")
+    assert [org.objects["Task"][t]["Status"] for t in (first, second)] == ["Done", "Done"]
+    assert len([q for q in org.queries() if "TaskStatus" in q]) == 1, "read once per writer"
+
+
+def test_the_fake_refuses_a_status_the_org_does_not_have(fake, store) -> None:
+    org = fake(task_statuses=(("Open", False), ("Done", True)))
+    campaign = org.add("Campaign", Name="C", OwnerId=org.user_id)
+    writer = writer_for(store)
+    task_id = writer.create_task(alert(campaign))
+    writer.tasks._closed_status = "Completed"  # what a writer assuming the default would send
+    with pytest.raises(ClientError, match="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"):
+        writer.complete_task(task_id, "over")
 
 
 # ----- leads ---------------------------------------------------------------------------------

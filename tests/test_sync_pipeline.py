@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from sqlalchemy import select
 
 from adapters.base import Batch
 from adapters.sample_crm import SampleCrm, SampleSource, SampleWriter
-from connector import model, schema
+from connector import alert_log, model, schema
 from connector.config import parse_config
 from connector.demo import build_world
 from connector.store import Store
@@ -219,6 +221,62 @@ def test_demo_sample_writer_round_trip(crm: SampleCrm) -> None:
         )
     )
     assert len(crm.tasks()) == 1
+    writer = SampleWriter(crm)
+    assert writer.complete_task("00T000000000000001", "Resolved: over") is None
+    assert crm.task_states()["k1"] == ("Completed", "d\n\nResolved: over")
+    assert "already completed" in (writer.complete_task("00T000000000000001", "x") or "")
+    assert "no longer exists" in (writer.complete_task("00T000000000000099", "x") or "")
+
+
+def test_a_sample_crm_from_an_older_version_gains_task_status(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.executescript(
+        "CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_key TEXT NOT NULL "
+        "UNIQUE, what_id TEXT, owner_id TEXT, subject TEXT NOT NULL, description TEXT NOT NULL,"
+        " created_at TEXT NOT NULL);"
+        "INSERT INTO tasks VALUES (1, 'k', '701', NULL, 's', 'd', '2026-01-01');"
+    )
+    old.commit()
+    old.close()
+    crm = SampleCrm(tmp_path / "old.db")
+    try:
+        assert crm.task_states() == {"k": ("Not Started", "d")}
+    finally:
+        crm.close()
+
+
+def test_alerts_that_resolve_complete_their_crm_tasks_once(
+    store: Store, crm: SampleCrm, world_records: list[model.Record]
+) -> None:
+    config = config_for(store.url)
+
+    def sync(at: datetime) -> None:
+        report = run_sync(
+            store,
+            config,
+            now=at,
+            sources=[("demo", lambda: SampleSource(crm))],
+            writer=SampleWriter(crm),
+        )
+        assert report.exit_code == EXIT_OK
+
+    sync(NOW)
+    tasks = crm.task_states()
+    assert tasks and {status for status, _ in tasks.values()} == {"Not Started"}
+    # the budgets grow a hundredfold: every threshold crossed so far clears
+    budgets = [r for r in world_records if isinstance(r, model.Budget)]
+    crm.put([replace(b, amount=b.amount * 100) for b in budgets], at=NOW + timedelta(minutes=5))
+    sync(NOW + timedelta(hours=1))
+    alerts = {a.firing_key: a for a in alert_log.list_alerts(store)}
+    after = crm.task_states()
+    completed = {key for key, (status, _) in after.items() if status == "Completed"}
+    resolved_with_task = {key for key in tasks if alerts[key].state == "resolved"}
+    assert completed and completed == resolved_with_task
+    for key in completed:
+        assert after[key][1].startswith(tasks[key][1] + "\n\nResolved: ")
+        assert after[key][1].endswith("The condition cleared (2026-11-23 07:00 UTC).")
+    sync(NOW + timedelta(hours=2))
+    assert crm.task_states() == after, "announced once: nothing changes on the next run"
 
 
 @pytest.mark.parametrize("failpoint", ["writeback-call-done:2", "alert-sent:1"])

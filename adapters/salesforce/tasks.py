@@ -10,6 +10,12 @@ Created once: the alert keeps the returned id, and this module also records it i
 write-back ledger under the alert's key before and after the call. A create is not repeated
 blindly (a POST that timed out may have worked): when the ledger shows an attempt without an
 id, the task created since then on that campaign with that subject is looked up and adopted.
+
+Completed when the alert resolves: the task is read first, and one that a person already
+closed (``IsClosed``) or deleted is left alone. Otherwise its ``Status`` becomes the org's
+closed status (``Completed`` unless the org renamed it: the closed values come from
+``TaskStatus``) and the resolution is appended to its ``Description``. Doing it twice, after a
+crash, finds the task closed and changes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 _ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 _OWNER_GONE = frozenset({"INACTIVE_OWNER_OR_USER", "INVALID_CROSS_REFERENCE_KEY"})
+_GONE = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED"})
+_CLOSED_STATUS = "Completed"  # the standard picklist's closed value
 
 
 def ledger_key(alert_key: str) -> str:
@@ -58,6 +66,7 @@ class TaskCreator:
         self.client = client
         self.ledger = ledger
         self.clock = clock
+        self._closed_status: str | None = None
 
     def create(self, task: AlertTask) -> str:
         campaign_id = check_id(task.campaign_id, "campaign id")
@@ -109,6 +118,42 @@ class TaskCreator:
             created = self._post(body)
         self._done(key, created, task.alert_key)
         return created
+
+    def complete(self, task_id: str, note: str) -> str | None:
+        """Close the task with ``note`` appended; returns why nothing was changed, if so."""
+        task_id = check_id(task_id, "task id")
+        try:
+            task = self.client.get(
+                f"sobjects/Task/{task_id}",
+                params={"fields": "IsClosed,Status,Description"},
+                guarded=False,
+            )
+        except ClientError as exc:
+            code = error_code(exc.response) if exc.response is not None else None
+            if exc.status == 404 or code in _GONE:
+                return f"task {task_id} no longer exists in Salesforce"
+            raise
+        if task.get("IsClosed"):
+            return f"task {task_id} was already closed in Salesforce ({task.get('Status')})"
+        description = str(task.get("Description") or "")
+        if description:  # the note must fit whole: the end of a long description gives way
+            note = f"{description[: DESCRIPTION_MAX - len(note) - 2]}\n\n{note}"
+        body = {"Status": self.closed_status(), "Description": note[:DESCRIPTION_MAX]}
+        self.client.patch(f"sobjects/Task/{task_id}", body, guarded=False)
+        return None
+
+    def closed_status(self) -> str:
+        """The status value that closes a task in this org (read once per run)."""
+        if self._closed_status is None:
+            rows = self.client.query(
+                "SELECT ApiName FROM TaskStatus WHERE IsClosed = true ORDER BY SortOrder",
+                guarded=False,
+            )
+            names = [str(r["ApiName"]) for r in rows if r.get("ApiName")]
+            self._closed_status = (
+                _CLOSED_STATUS if _CLOSED_STATUS in names or not names else names[0]
+            )
+        return self._closed_status
 
     def _post(self, body: dict[str, object]) -> str:
         # unguarded: an alert is worth its call even past the sync's quota share

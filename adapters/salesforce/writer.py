@@ -30,6 +30,9 @@ class SalesforceWriter:
     def create_task(self, task: AlertTask) -> str:
         return self.tasks.create(task)
 
+    def complete_task(self, task_id: str, note: str) -> str | None:
+        return self.tasks.complete(task_id, note)
+
     def upsert_inbound_lead(self, lead: InboundLead) -> LeadOutcome:
         return self.leads.upsert(lead)
 
