@@ -30,7 +30,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from adapters.base import Batch
 from adapters.http import HttpClient, HttpError
 from connector import model
-from connector.gc_pause import paused_gc
 from connector.money import to_decimal
 
 log = logging.getLogger(__name__)
@@ -383,26 +382,19 @@ def _prefetched(
     """
     if not source.prefetch or len(windows) < 2:
         for window in windows:
-            yield window, _fetch_spend(source, account, window)
+            yield window, source.fetch_spend(account, window)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{source.name}-fetch") as pool:
-        pending: Future[SpendSlice] = pool.submit(_fetch_spend, source, account, windows[0])
+        pending: Future[SpendSlice] = pool.submit(source.fetch_spend, account, windows[0])
         for index, window in enumerate(windows):
             got = pending.result()
             if index + 1 < len(windows):
-                pending = pool.submit(_fetch_spend, source, account, windows[index + 1])
+                pending = pool.submit(source.fetch_spend, account, windows[index + 1])
             try:
                 yield window, got
             except GeneratorExit:
                 pending.cancel()
                 raise
-
-
-def _fetch_spend(source: AdSource, account: AdAccount, window: Window) -> SpendSlice:
-    # A slice is tens of thousands of parsed rows turned into as many records, none of them
-    # in a reference cycle: the collector would walk them all for nothing.
-    with paused_gc():
-        return source.fetch_spend(account, window)
 
 
 def vanished_days(

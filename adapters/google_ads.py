@@ -53,6 +53,7 @@ from adapters.http import (
     parse_json,
 )
 from connector import model
+from connector.gc_pause import paused_gc
 from connector.money import micros_to_decimal, to_decimal
 
 log = logging.getLogger(__name__)
@@ -352,6 +353,7 @@ _ZERO = Decimal(0)
 _ZERO_MICROS = Decimal("0E-6")
 
 
+@paused_gc()  # a slice is tens of thousands of records, none in a reference cycle
 def spend_rows(body: Any, account: AdAccount) -> list[model.AdSpendDay]:
     """AdSpendDay rows from a searchStream answer of :data:`SPEND_QUERY`.
 

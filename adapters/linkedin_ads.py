@@ -45,6 +45,7 @@ from adapters.ad_windows import (
 )
 from adapters.http import Decision, HttpClient, HttpError, StaticAuth, parse_json
 from connector import model
+from connector.gc_pause import paused_gc
 from connector.money import to_decimal
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def urn_id(urn: str) -> str:
     return urn.rsplit(":", 1)[-1]
 
 
+@paused_gc()  # a slice is tens of thousands of records, none in a reference cycle
 def spend_rows(elements: Sequence[dict[str, Any]], account: AdAccount) -> list[model.AdSpendDay]:
     rows: dict[str, model.AdSpendDay] = {}
     for element in elements:

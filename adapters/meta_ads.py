@@ -59,6 +59,7 @@ from adapters.http import (
     parse_json,
 )
 from connector import model
+from connector.gc_pause import paused_gc
 from connector.money import to_decimal
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,7 @@ def conversions_of(actions: Any, action_types: Sequence[str]) -> Decimal:
     return total
 
 
+@paused_gc()  # a slice is tens of thousands of records, none in a reference cycle
 def spend_rows(
     data: Sequence[dict[str, Any]], account: AdAccount, action_types: Sequence[str]
 ) -> list[model.AdSpendDay]:

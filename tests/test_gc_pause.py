@@ -1,5 +1,5 @@
 """The collector pause: overlapping pauses across threads, a program's own gc.disable() kept,
-and the bulk paths (JSON pages, ad slices, store upserts) actually running paused."""
+and the bulk paths (JSON pages, each platform's spend rows, store upserts) running paused."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
 
 import adapters.http
-from adapters.ad_windows import AdAccount, SpendSlice, Window, spend_day
+from adapters import google_ads, linkedin_ads, meta_ads
+from adapters.ad_windows import AdAccount, spend_day
 from adapters.http import parse_json
 from connector import model
 from connector.gc_pause import paused_gc
-from tests.test_ad_windows import FakePlatform
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -82,22 +83,40 @@ def test_json_pages_are_parsed_paused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [False] and gc.isenabled()
 
 
-def test_ad_slices_are_normalized_and_upserted_paused(store) -> None:
-    seen: dict[str, list[bool]] = {"fetch": [], "upsert": []}
+class _Watched(list):
+    """A page of rows that notes whether the collector runs while it is read."""
 
-    class Watched(FakePlatform):
-        def fetch_spend(self, account: AdAccount, window: Window) -> SpendSlice:
-            seen["fetch"].append(gc.isenabled())
-            return super().fetch_spend(account, window)
+    def __init__(self, rows: list[Any]) -> None:
+        super().__init__(rows)
+        self.collector_on: list[bool] = []
 
-    platform = Watched({("c1", date(2026, 11, 20)): Decimal("2.50")})
-    assert list(platform.streams()[1].read(None, full=False, now=NOW, partition="A1"))
+    def __iter__(self) -> Iterator[Any]:
+        self.collector_on.append(gc.isenabled())
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("platform", ["google_ads", "meta_ads", "linkedin_ads"])
+def test_each_platforms_rows_are_normalized_paused(platform: str) -> None:
+    account = AdAccount("1234567890", "Acme", "EUR", "UTC")
+    if platform == "google_ads":
+        body = _Watched([{"results": []}])
+        google_ads.spend_rows(body, account)
+    elif platform == "meta_ads":
+        body = _Watched([])
+        meta_ads.spend_rows(body, account, ("lead",))
+    else:
+        body = _Watched([])
+        linkedin_ads.spend_rows(body, account)
+    assert body.collector_on == [False] and gc.isenabled()
+
+
+def test_store_upserts_run_paused(store) -> None:
+    seen: list[bool] = []
 
     def records() -> Iterator[model.AdSpendDay]:
         account = AdAccount("A1", "Fake", "EUR", "UTC")
-        seen["upsert"].append(gc.isenabled())
+        seen.append(gc.isenabled())
         yield spend_day("fake_ads", account, "c1", date(2026, 11, 20), Decimal("2.50"))
 
     store.upsert(records(), now=NOW)
-    assert seen["fetch"] and not any(seen["fetch"])
-    assert seen["upsert"] == [False] and gc.isenabled()
+    assert seen == [False] and gc.isenabled()
