@@ -614,7 +614,10 @@ def _deliver(app: Any, store: Store, config: Config) -> bool:
     report = deliver_alerts(store, channels)
     for name in (c.name for c in channels):
         sent = report.delivered.get(name, 0)
-        errors = report.failed.get(name, []) + report.failed.get(f"{name}:resolved", [])
+        errors = [
+            *report.failed.get(name, []),
+            *report.failed.get(alert_log.resolution_channel(name), []),
+        ]
         line = f"{name}: {sent} delivered"
         if report.resolved.get(name):
             count = report.resolved[name]

@@ -178,6 +178,17 @@ def test_alerts_run_delivers_and_lists(
     (alert,) = json.loads(capsys.readouterr().out)["alerts"]
     assert alert["rule"] == "forecast_over_budget" and alert["state"] == "open"
     assert list(alert["delivered_to"]) == ["webhook"] and alert["delivery_errors"] == {}
+    # the budget grows: the alert resolves, and the webhook that got it hears so, once
+    config_path.write_text(
+        config_path.read_text().replace('amount = "1000"', 'amount = "1000000"'), "utf-8"
+    )
+    assert cli(config_path, "alerts", "run", "--as-of", AS_OF) == 0
+    # (far under budget now, under-pacing fires: one new alert, one resolution)
+    assert "webhook: 1 delivered, 1 resolution announced" in capsys.readouterr().out
+    events = [json.loads(c.request.body)["event"] for c in responses.calls[-2:]]
+    assert sorted(events) == ["alert.opened", "alert.resolved"]
+    assert cli(config_path, "alerts", "run", "--as-of", AS_OF) == 0
+    assert "resolution" not in capsys.readouterr().out
     assert cli(config_path, "alerts") == 0
     assert "forecast to overspend" in capsys.readouterr().out
 
