@@ -689,10 +689,13 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
             owed: dict[str, list[dict[str, Any]]] = {}
             for a in alert_log.list_alerts(store):
                 for key, error in a.delivery_errors.items():
-                    if (a.state == alert_log.RESOLVED) == key.endswith(":resolved"):
+                    channel = key.partition(":")[0]
+                    resolution = key == alert_log.resolution_channel(channel)
+                    if (a.state == alert_log.RESOLVED) == resolution:
                         owed.setdefault(key, []).append(error)
             for key, errors in sorted(owed.items()):
-                channel, _, resolution = key.partition(":")
+                channel = key.partition(":")[0]
+                resolution = key != channel
                 what = (
                     "resolutions not announced on" if resolution else "open alerts not delivered to"
                 )

@@ -1,14 +1,17 @@
-"""Shared fixtures: a store on SQLite and on a real PostgreSQL server."""
+"""Shared fixtures: a store on SQLite and on a real PostgreSQL server; a local SMTP server
+with STARTTLS for the alert e-mails."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from connector.store import Store
 from tests import pg_server
+from tests.smtp_sink import SmtpSink, make_certificate
 
 _db_numbers = itertools.count(1)
 
@@ -46,3 +49,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
 def store(store_url: str) -> Iterator[Store]:
     with Store.open(store_url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    made = make_certificate(tmp_path_factory.mktemp("tls"))
+    if made is None:
+        pytest.skip("no openssl binary to make a test certificate")
+    return made
+
+
+@pytest.fixture
+def smtp(certificate: tuple[Path, Path]) -> Iterator[SmtpSink]:
+    sink = SmtpSink(cert=certificate[0], key=certificate[1], credentials=("alerts", "pw"))
+    sink.start()
+    yield sink
+    sink.stop()

@@ -33,7 +33,7 @@ from sync.alert_channels import (
     WebhookChannel,
 )
 from sync.alert_delivery import channels_from_config, deliver_alerts
-from tests.smtp_sink import SmtpSink, make_certificate
+from tests.smtp_sink import SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 SLACK_URL = "https://hooks.slack.com/services/T0000SECRET/B0000SECRET/XXXXSECRETXXXX"
@@ -271,22 +271,6 @@ def test_webhook_is_signed_and_a_retry_keeps_its_delivery_id(db: Store) -> None:
 
 
 # ----- e-mail over a real local SMTP server -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    made = make_certificate(tmp_path_factory.mktemp("tls"))
-    if made is None:
-        pytest.skip("no openssl binary to make a test certificate")
-    return made
-
-
-@pytest.fixture
-def smtp(certificate: tuple[Path, Path]) -> Iterator[SmtpSink]:
-    sink = SmtpSink(cert=certificate[0], key=certificate[1], credentials=("alerts", "pw"))
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 def email_channel(sink: SmtpSink, port: int, cafile: Path, **options: Any) -> EmailChannel:

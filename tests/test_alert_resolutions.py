@@ -27,13 +27,11 @@ from tests.test_alert_delivery import (
     NOW,
     SLACK_URL,
     FakeCrm,
-    certificate,  # noqa: F401 - fixture
     email_channel,
     evaluation,
     open_alerts,
     slack,
     slack_answer,
-    smtp,  # noqa: F401 - fixture
 )
 
 LATER = NOW + timedelta(hours=1)
@@ -160,8 +158,8 @@ def test_no_longer_evaluated_says_so_and_a_deleted_task_is_noted(db: Store) -> N
 
 def test_email_announces_resolutions_in_one_digest(
     db: Store,
-    smtp: SmtpSink,  # noqa: F811 - the imported fixture
-    certificate: tuple[Path, Path],  # noqa: F811
+    smtp: SmtpSink,
+    certificate: tuple[Path, Path],
 ) -> None:
     assert smtp._server is not None
     port = smtp._server.server_address[1]

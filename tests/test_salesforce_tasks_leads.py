@@ -149,6 +149,16 @@ def test_a_task_someone_closed_or_deleted_is_left_alone(fake, store) -> None:
     assert not org.calls("PATCH", r"sobjects/Task/")
 
 
+def test_a_404_without_salesforces_error_code_is_an_error_not_a_deleted_task(fake, store) -> None:
+    org = fake()
+    campaign = org.add("Campaign", Name="C", OwnerId=org.user_id)
+    writer = writer_for(store)
+    task_id = writer.create_task(alert(campaign))
+    org.fail("GET", rf"sobjects/Task/{task_id}$", 404, "<html>Not Found</html>")
+    with pytest.raises(ClientError):  # retried next run, never recorded as done
+        writer.complete_task(task_id, "over")
+
+
 def test_an_org_that_renamed_its_closed_status_gets_its_own(fake, store) -> None:
     org = fake(task_statuses=(("Open", False), ("Done", True), ("Cancelled", True)))
     campaign = org.add("Campaign", Name="C", OwnerId=org.user_id)

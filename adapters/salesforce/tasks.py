@@ -130,7 +130,7 @@ class TaskCreator:
             )
         except ClientError as exc:
             code = error_code(exc.response) if exc.response is not None else None
-            if exc.status == 404 or code in _GONE:
+            if code in _GONE:  # not any 404: a proxy's or a wrong path's 404 is an error
                 return f"task {task_id} no longer exists in Salesforce"
             raise
         if task.get("IsClosed"):
