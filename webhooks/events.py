@@ -5,10 +5,10 @@ States: ``pending`` (stored, waiting or waiting for a retry at ``next_attempt_at
 ``dead`` (dead-lettered with its ``last_error``; ``replay`` makes it pending again).
 
 Claims are safe with any number of workers in any number of processes: a claim is one
-``UPDATE ... WHERE id IN (SELECT ... ) RETURNING`` statement. PostgreSQL's subquery takes
-``FOR UPDATE SKIP LOCKED``, so concurrent claimers pass over each other's rows instead of
-waiting; SQLite runs the statement under its single write lock, so the second claimer sees
-the first one's claim. Every claim increments ``attempts``, and that number is the claim's
+``UPDATE ... RETURNING`` statement of at most ``limit`` rows. On PostgreSQL the rows come
+from a materialized ``SELECT ... FOR UPDATE SKIP LOCKED`` CTE (PostgreSQL 12 or later), so
+concurrent claimers pass over each other's rows instead of waiting; SQLite runs the
+statement under its single write lock, so the second claimer sees the first one's claim. Every claim increments ``attempts``, and that number is the claim's
 fencing token: a worker whose lease expired (it hung, or its process died) cannot mark the
 event done or failed once another worker has claimed it again.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, Select, Update, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector import schema
@@ -264,16 +264,31 @@ def claim(
         candidates = select(T.c.id).where(_due(now)).order_by(T.c.id).limit(limit)
         if providers is not None:
             candidates = candidates.where(T.c.provider.in_(list(providers)))
-        if store.dialect == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
         rows = conn.execute(
-            update(T)
-            .where(T.c.id.in_(candidates.scalar_subquery()))
+            _claim_statement(store.dialect, candidates)
             .where(_due(now))
             .values(status="processing", attempts=T.c.attempts + 1, next_attempt_at=now + lease)
             .returning(*_COLUMNS)
         ).all()
     return sorted((_event(r) for r in rows), key=lambda e: e.id)
+
+
+def _claim_statement(dialect: str, candidates: Select[Any]) -> Update:
+    """``UPDATE`` of the rows ``candidates`` selects, and of no more.
+
+    On PostgreSQL the candidates are a materialized CTE joined with ``UPDATE ... FROM``:
+    as ``id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` the planner may run the
+    locking subquery again for each row it scans, each run skipping the rows the last one
+    locked, so one claim of ``limit=1`` took every due event. A materialized CTE is
+    evaluated exactly once. SQLite evaluates an uncorrelated ``IN`` subquery once, under the
+    statement's write lock.
+    """
+    if dialect != "postgresql":
+        return update(T).where(T.c.id.in_(candidates.scalar_subquery()))
+    chosen = (
+        candidates.with_for_update(skip_locked=True).cte("claimable").prefix_with("MATERIALIZED")
+    )
+    return update(T).where(T.c.id == chosen.c.id)
 
 
 def _fenced(event: Event) -> Any:
