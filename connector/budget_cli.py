@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+import shlex
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from connector import alert_log, budget_format, model
+from connector.alert_log import AlertRecord
 from connector.budget_engine import BudgetEngine
 from connector.config import Config
 from connector.csv_rows import CsvRejected
@@ -631,9 +634,12 @@ def _deliver(app: Any, store: Store, config: Config) -> bool:
 # ----- demo, doctor, registration ------------------------------------------------------------
 
 
-def show_demo(out: Console, store: Store, config_path: Path, engine: Any, period: str) -> None:
+def show_demo(
+    out: Console, store: Store, config_path: Path, engine: Any, period: str, command: str
+) -> None:
     """The demo's budget part: the quarter's budgets (one channel heading over) and the
-    alerts they raise, printed instead of delivered (the demo has no outside channel)."""
+    open alerts, most severe first, printed instead of delivered (the demo has no outside
+    channel). ``command`` is how the reader runs crm-roi (see ``sync.demo_cli``)."""
     from connector.alert_run import evaluate_alerts
     from connector.config import load_config
 
@@ -645,13 +651,16 @@ def show_demo(out: Console, store: Store, config_path: Path, engine: Any, period
     )
     budget_format.render_table(budgets.report(period=period), out)
     evaluate_alerts(store, config, as_of=engine.as_of, budget_engine=budgets)
-    rank = {"critical": 0, "warning": 1, "info": 2}
-    raised = sorted(
-        (a for a in alert_log.list_alerts(store, open_only=True) if a.period == period),
-        key=lambda a: (rank.get(a.severity, 3), a.scope),
+    open_alerts = most_severe_first(alert_log.list_alerts(store, open_only=True), period)
+    shown = open_alerts[:_DEMO_ALERTS]
+    budget_format.render_alerts(
+        shown, out, title=f"Open alerts, most severe first ({len(shown)} of {len(open_alerts)})"
     )
-    budget_format.render_alerts(raised, out, title=f"Alerts raised for {period}")
-    for alert in raised:
+    rest = Counter(a.severity for a in open_alerts[_DEMO_ALERTS:])
+    if rest:
+        counts = ", ".join(f"{n} {severity}" for severity, n in _by_rank(rest))
+        out.print(f"  … and {sum(rest.values())} more open ({counts})", highlight=False)
+    for alert in shown:
         if alert.severity != "info":
             out.print(
                 f"  {alert.subject}\n    {alert.body}",
@@ -659,14 +668,34 @@ def show_demo(out: Console, store: Store, config_path: Path, engine: Any, period
                 markup=False,
                 soft_wrap=True,
             )
+    config_arg = shlex.quote(str(config_path))
     out.print(
         "  (the sync delivered them as tasks into the sample CRM; with [alerts] configured they "
         "also go to Slack, e-mail or a signed webhook)\n"
-        f"  crm-roi --config {config_path} budget --campaigns\n"
-        f"  crm-roi --config {config_path} alerts --open",
+        f"  {command} --config {config_arg} budget --campaigns\n"
+        f"  {command} --config {config_arg} alerts --open",
         highlight=False,
         markup=False,
     )
+
+
+_DEMO_ALERTS = 8
+_SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+def most_severe_first(alerts: Iterable[AlertRecord], period: str) -> list[AlertRecord]:
+    """Critical first, then warning, then info; within each, ``period``'s alerts (the
+    budgets on screen) first, then the latest periods."""
+    ordered = sorted(alerts, key=lambda a: a.scope)
+    ordered.sort(key=lambda a: a.period, reverse=True)
+    return sorted(
+        ordered,
+        key=lambda a: (_SEVERITY_RANK.get(a.severity, len(_SEVERITY_RANK)), a.period != period),
+    )
+
+
+def _by_rank(counts: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda kv: _SEVERITY_RANK.get(kv[0], len(_SEVERITY_RANK)))
 
 
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:

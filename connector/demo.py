@@ -434,6 +434,10 @@ def build_world(*, seed: int = 7, as_of: date | None = None, scale: float = 1.0)
         for c in touch_campaigns
     ]
     n_people = int(5000 * scale)
+    # How many touches come before the lead is created (ads, events and content tracked by
+    # marketing automation before the form fill), so lead creation is not always the first
+    # touch. A generator of its own keeps the rest of the world as the seed always made it.
+    before_rng = random.Random(seed * 7919 + 1)
     person_no = touch_no = role_no = 0
     converters: list[tuple[model.Person, list[tuple[datetime, model.Campaign]]]] = []
     for _ in range(n_people):
@@ -444,11 +448,12 @@ def build_world(*, seed: int = 7, as_of: date | None = None, scale: float = 1.0)
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         lead_id = f"00QD0000{person_no:07d}"
         n_touch = 1 + min(int(rng.expovariate(0.45)), 9)
+        n_before = 1 + (before_rng.random() < 0.45) + (before_rng.random() < 0.2)
         touches: list[tuple[datetime, model.Campaign]] = []
         for k in range(n_touch):
             offset = (
                 timedelta(days=rng.uniform(-60, 0))
-                if k == 0
+                if k < n_before
                 else timedelta(days=rng.uniform(0, 120))
             )
             when = min(created + offset, world.as_of - timedelta(hours=1))

@@ -9,6 +9,9 @@ the sample CRM. Then the reports are printed from the store the sync filled.
 from __future__ import annotations
 
 import logging
+import shlex
+import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,12 +122,21 @@ def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None
             engine.report(model_name="w_shaped", by="campaign"), out, limit=12
         )
         campaigns, revenue = engine.compare_models(
-            models=("first_touch", "last_touch", "linear", "w_shaped", "markov", "shapley")
+            models=(
+                "first_touch",
+                "lead_creation",
+                "last_touch",
+                "linear",
+                "w_shaped",
+                "markov",
+                "shapley",
+            )
         )
         report_format.render_comparison(
             [c.name for c in campaigns], revenue, out, engine.currency, limit=8
         )
-        budget_cli.show_demo(out, store, config_path, engine, quarter.name)
+        command = invocation()
+        budget_cli.show_demo(out, store, config_path, engine, quarter.name, command)
     written = crm.campaign_fields()
     sample_id, sample = next(iter(sorted(written.items())), (None, None))
     if sample is not None:
@@ -134,16 +146,34 @@ def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None
             highlight=False,
         )
     crm.close()
+    run = f"{command} --config {shlex.quote(str(config_path))}"
     out.print(
         f"\nStore: {db}\nSample CRM: {directory / 'sample-crm.db'}\n"
-        f"Config: {config_path}\nExplore it:\n"
-        f"  crm-roi --config {config_path} report --by department --period {quarter}\n"
-        f"  crm-roi --config {config_path} report --model markov --format json\n"
-        f"  crm-roi --config {config_path} budget\n"
-        f"  crm-roi --config {config_path} alerts\n"
-        f"  crm-roi --config {config_path} runs",
+        f"Config: {config_path}\nExplore it (from any directory, venv active or not):\n"
+        f"  {run} report --by department --period {quarter}\n"
+        f"  {run} report --compare-models\n"
+        f"  {run} report --model markov --format json\n"
+        f"  {run} budget\n"
+        f"  {run} alerts --open\n"
+        f"  {run} runs",
         highlight=False,
+        markup=False,
     )
+
+
+def invocation(argv0: str | None = None, path: str | None = None) -> str:
+    """How to run crm-roi again from a shell: ``crm-roi`` when that name on ``PATH`` is the
+    program running now, else the program's absolute path (its venv need not be active)."""
+    program = Path(argv0 if argv0 is not None else sys.argv[0])
+    if program.name != "crm-roi" or not program.is_file():
+        # run from Python (tests, python -c): the script installed beside this interpreter
+        program = Path(sys.executable).parent / "crm-roi"
+    if not program.is_file():
+        return "crm-roi"
+    found = shutil.which("crm-roi", path=path)
+    if found and Path(found).resolve() == program.resolve():
+        return "crm-roi"
+    return shlex.quote(str(program.absolute()))
 
 
 def register(cli: click.Group) -> None:
