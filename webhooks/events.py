@@ -8,9 +8,10 @@ Claims are safe with any number of workers in any number of processes: a claim i
 ``UPDATE ... RETURNING`` statement of at most ``limit`` rows. On PostgreSQL the rows come
 from a materialized ``SELECT ... FOR UPDATE SKIP LOCKED`` CTE (PostgreSQL 12 or later), so
 concurrent claimers pass over each other's rows instead of waiting; SQLite runs the
-statement under its single write lock, so the second claimer sees the first one's claim. Every claim increments ``attempts``, and that number is the claim's
-fencing token: a worker whose lease expired (it hung, or its process died) cannot mark the
-event done or failed once another worker has claimed it again.
+statement under its single write lock, so the second claimer sees the first one's claim.
+Every claim increments ``attempts``, and that number is the claim's fencing token: a
+worker whose lease expired (it hung, or its process died) cannot mark the event done or
+failed once another worker has claimed it again.
 """
 
 from __future__ import annotations
