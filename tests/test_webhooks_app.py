@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -225,6 +226,30 @@ def test_linkedin_challenge_and_golden_notification(env: Env) -> None:
     ]
 
 
+def test_linkedin_challenge_is_no_signing_oracle(env: Env) -> None:
+    body = fixture_bytes("linkedin/webhook_lead_notification.json")
+    # the attack of issue 13: the challenge answer was HMAC(secret, "hmacsha256=" + body)
+    forged_code = "hmacsha256=" + body.decode()
+    answer = env.client.get("/webhooks/linkedin", query_string={"challengeCode": forged_code})
+    assert answer.status_code == 400 and "UUID" in answer.json["error"]
+    assert "challengeResponse" not in answer.json
+    for code in ["", "x" * 36, "890e4665-4dfe-4ab1-b689-ed553bceeed0\n", "hmacsha256=abc"]:
+        refused = env.client.get("/webhooks/linkedin", query_string={"challengeCode": code})
+        assert refused.status_code == 400, code
+    # and no answer a UUID gets is a signature any POST would carry
+    code = "890e4665-4dfe-4ab1-b689-ed553bceeed0"
+    signed = env.client.get("/webhooks/linkedin", query_string={"challengeCode": code}).json
+    forged = {"X-LI-Signature": signed["challengeResponse"]}
+    assert env.client.post(
+        "/webhooks/linkedin", data=code.encode(), headers=forged
+    ).status_code in (
+        400,
+        403,
+    )
+    assert env.client.post("/webhooks/linkedin", data=body, headers=forged).status_code == 403
+    assert env.count() == 0
+
+
 def test_hubspot_golden_v3_splits_events(env: Env) -> None:
     body = fixture_bytes("hubspot/webhook_events_golden.json")
     headers = {"X-HubSpot-Signature-v3": HS_GOLDEN, "X-HubSpot-Request-Timestamp": "1700000000000"}
@@ -238,30 +263,69 @@ def test_hubspot_golden_v3_splits_events(env: Env) -> None:
     assert env.count() == 1
 
 
-def test_generic_lead_dedup_by_header_then_body(env: Env) -> None:
+def test_generic_dedup_key_comes_from_the_signed_body_only(env: Env) -> None:
     body = json.dumps(
-        {"email": "ann@example.com", "first_name": "Ann", "campaign_id": "701X"}
+        {"id": "form-1", "email": "ann@example.com", "first_name": "Ann", "campaign_id": "701X"}
     ).encode()
-    headers = {**generic_headers(body), "X-Webhook-Id": "delivery-1"}
-    assert env.client.post("/webhooks/generic", data=body, headers=headers).json["stored"] == 1
-    assert env.client.post("/webhooks/generic", data=body, headers=headers).json["duplicates"] == 1
-    # no id anywhere: the body's hash is the key, so the same body is one event
+    first = {**generic_headers(body), "X-Webhook-Id": "delivery-1"}
+    assert env.client.post("/webhooks/generic", data=body, headers=first).json["stored"] == 1
+    # a replay with a new delivery id (outside the signature) is the same lead
+    for n in range(2, 8):
+        again = {**generic_headers(body), "X-Webhook-Id": f"delivery-{n}", "Idempotency-Key": "x"}
+        assert (
+            env.client.post("/webhooks/generic", data=body, headers=again).json["duplicates"] == 1
+        )
+    # no id in the body: its hash is the key, so the same body is one event
+    plain = json.dumps({"email": "bo@example.com"}).encode()
     assert (
-        env.client.post("/webhooks/generic", data=body, headers=generic_headers(body)).json[
+        env.client.post("/webhooks/generic", data=plain, headers=generic_headers(plain)).json[
             "stored"
         ]
         == 1
     )
     assert (
-        env.client.post("/webhooks/generic", data=body, headers=generic_headers(body)).json[
+        env.client.post("/webhooks/generic", data=plain, headers=generic_headers(plain)).json[
             "duplicates"
         ]
         == 1
     )
-    no_email = b'{"first_name":"Ann"}'
-    refused = env.client.post("/webhooks/generic", data=no_email, headers=generic_headers(no_email))
-    assert refused.status_code == 422 and "email" in refused.json["error"]
-    assert env.count() == 2
+    assert [r[1] for r in env.rows()] == ["form-1", "sha256:" + hashlib.sha256(plain).hexdigest()]
+
+
+def test_generic_refuses_old_missing_or_unsigned_timestamps(env: Env) -> None:
+    body = b'{"email":"ann@example.com"}'
+    old = generic_headers(body, timestamp=1_700_000_000 - 301)
+    answer = env.client.post("/webhooks/generic", data=body, headers=old)
+    assert answer.status_code == 401 and "X-Webhook-Timestamp" in answer.json["error"]
+    future = generic_headers(body, timestamp=1_700_000_000 + 301)
+    assert env.client.post("/webhooks/generic", data=body, headers=future).status_code == 401
+    missing = {k: v for k, v in generic_headers(body).items() if k != "X-Webhook-Timestamp"}
+    assert env.client.post("/webhooks/generic", data=body, headers=missing).status_code == 401
+    # the timestamp is signed: moving it forward breaks the signature
+    moved = {**generic_headers(body, timestamp=1_700_000_000 - 301)}
+    moved["X-Webhook-Timestamp"] = "1700000000"
+    assert env.client.post("/webhooks/generic", data=body, headers=moved).status_code == 403
+    within = generic_headers(body, timestamp=1_700_000_000 - 299)
+    assert env.client.post("/webhooks/generic", data=body, headers=within).json["stored"] == 1
+    assert env.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"first_name":"Ann"}', "email"),
+        (b'{"email":5}', "email"),
+        (b'{"email":"a@b.c","first_name":["Ann"]}', "first_name"),
+        (b'{"email":"a@b.c","campaign_id":{"x":1}}', "campaign_id"),
+        (b'{"email":"a@b.c","id":true}', "id"),
+        (b'{"email":"a@b.c","occurred_at":"yesterday"}', "occurred_at"),
+        (b'{"email":"a@b.c","ad_source":"myspace"}', "ad_source"),
+    ],
+)
+def test_generic_fields_of_the_wrong_type_are_refused(env: Env, body: bytes, field: str) -> None:
+    refused = env.client.post("/webhooks/generic", data=body, headers=generic_headers(body))
+    assert refused.status_code == 422 and field in refused.json["error"], refused.json
+    assert env.count() == 0
 
 
 def test_unknown_and_unconfigured_endpoints_are_404(tmp_path: Path) -> None:

@@ -250,7 +250,10 @@ def test_serve_takes_leads_in_and_its_workers_process_them(
         ).encode()
         assert (
             requests.post(
-                f"{base}/webhooks/generic", data=body, headers=generic_headers(body), timeout=10
+                f"{base}/webhooks/generic",
+                data=body,
+                headers=generic_headers(body, timestamp=int(time.time())),
+                timeout=10,
             ).status_code
             == 200
         )
@@ -272,7 +275,10 @@ def test_stopping_answers_what_is_in_flight(service: tuple[WebhookService, list[
         try:
             answers.append(
                 requests.post(
-                    f"{base}/webhooks/generic", data=body, headers=generic_headers(body), timeout=10
+                    f"{base}/webhooks/generic",
+                    data=body,
+                    headers=generic_headers(body, timestamp=int(time.time())),
+                    timeout=10,
                 ).status_code
             )
         except requests.RequestException:

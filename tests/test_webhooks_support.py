@@ -110,9 +110,21 @@ def linkedin_headers(body: bytes, secret: str = LINKEDIN_SECRET) -> dict[str, st
     return {"Content-Type": "application/json", "X-LI-Signature": digest}
 
 
-def generic_headers(body: bytes, secret: str = GENERIC_SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Signature-256": f"sha256={digest}"}
+# The clock of the test apps (``create_app(..., clock=lambda: TEST_NOW)``).
+TEST_NOW = 1_700_000_000
+
+
+def generic_headers(
+    body: bytes, secret: str = GENERIC_SECRET, timestamp: int = TEST_NOW
+) -> dict[str, str]:
+    """A generic delivery signed as README documents: HMAC of ``"<timestamp>." + body``."""
+    message = f"{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Webhook-Timestamp": str(timestamp),
+        "X-Signature-256": f"sha256={digest}",
+    }
 
 
 def meta_body(leadgen_id: str, *, campaign_ad: str = "120203") -> bytes:

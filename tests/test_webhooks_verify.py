@@ -99,11 +99,11 @@ def test_google_key_and_generic_and_bearer() -> None:
             verify.check_google_key("k-1", given)
         assert exc.value.status == status
     body = b'{"email":"a@b.c"}'
-    header = verify.generic_signature("s", body)
-    verify.check_generic("s", body, header)
-    verify.check_generic("s", body, header.removeprefix("sha256="))
+    header = verify.generic_signature("s", "1700000000", body)
+    verify.check_generic("s", body, header, "1700000000", now=1_700_000_100)
+    verify.check_generic("s", body, header.removeprefix("sha256="), "1700000000", now=1.7e9)
     with pytest.raises(Rejected):
-        verify.check_generic("s", body, "sha256=" + "0" * 64)
+        verify.check_generic("s", body, "sha256=" + "0" * 64, "1700000000", now=1.7e9)
     verify.check_bearer("tok", "Bearer tok")
     for value, status in [
         (None, 401),
@@ -131,7 +131,7 @@ def test_every_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> N
         "li_client_secret", fixture_bytes("linkedin/webhook_lead_notification.json"), LI_GOLDEN
     )
     verify.check_google_key("k", "k")
-    verify.check_generic("s", b"x", verify.generic_signature("s", b"x"))
+    verify.check_generic("s", b"x", verify.generic_signature("s", "1", b"x"), "1", now=1)
     verify.check_bearer("t", "Bearer t")
     verify.check_meta_verify_token("v", "subscribe", "v")
     verify.check_hubspot_v3(

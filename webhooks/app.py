@@ -49,6 +49,7 @@ KEPT_HEADERS = (
     "X-HubSpot-Signature-v3",
     "X-HubSpot-Request-Timestamp",
     "X-Signature-256",
+    "X-Webhook-Timestamp",
     "X-Webhook-Id",
     "Idempotency-Key",
 )
@@ -175,12 +176,12 @@ def create_app(
         if secret is None:
             return _refuse(404, "the linkedin webhook is off: set linkedin_ads.webhook_secret_env")
         code = request.args.get("challengeCode", "")
-        if not code or len(code) > _MAX_CHALLENGE or not code.isprintable():
-            return _refuse(400, "challengeCode is missing or not a short printable value")
-        return jsonify(
-            challengeCode=code,
-            challengeResponse=verify.linkedin_challenge_response(secret, code),
-        )
+        try:
+            answer = verify.linkedin_challenge_response(secret, code)
+        except Rejected as exc:
+            log.info("linkedin handshake refused from %s: %s", request.remote_addr, exc.reason)
+            return _refuse(exc.status, exc.reason)
+        return jsonify(challengeCode=code, challengeResponse=answer)
 
     @app.post("/webhooks/<name>")
     def receive(name: str) -> Any:

@@ -88,9 +88,20 @@ def check_google_key(expected: str, given: object) -> None:
         raise Rejected(403, "google_key does not match")
 
 
+# LinkedIn's challenge codes are UUIDs (its "Webhook validation" doc and every delivery seen).
+_LINKEDIN_CHALLENGE = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
 def linkedin_challenge_response(secret: str, challenge_code: str) -> str:
-    """``challengeResponse`` = hex HMAC-SHA256 of the challenge code with the client secret."""
-    return hmac_sha256(secret, challenge_code.encode("utf-8")).hex()
+    """``challengeResponse`` = hex HMAC-SHA256 of the challenge code with the client secret.
+
+    The endpoint signs what anyone sends it, under the same key as ``X-LI-Signature``, so it
+    signs only a UUID: a POST's signed message starts ``hmacsha256=``, which no UUID does,
+    and the answer can never be a valid signature of a body.
+    """
+    if not _LINKEDIN_CHALLENGE.fullmatch(challenge_code):
+        raise Rejected(400, "challengeCode must be a UUID, as LinkedIn sends it")
+    return hmac_sha256(secret, challenge_code.encode("ascii")).hex()
 
 
 def linkedin_signature(secret: str, body: bytes) -> str:
@@ -146,17 +157,41 @@ def check_hubspot_v3(
         raise Rejected(403, "X-HubSpot-Signature-v3 does not match the request")
 
 
-def generic_signature(secret: str, body: bytes) -> str:
-    """``X-Signature-256`` of the generic endpoint: ``sha256=`` + hex HMAC-SHA256 of the body."""
-    return "sha256=" + hmac_sha256(secret, body).hex()
+GENERIC_MAX_AGE_SECONDS = 300
 
 
-def check_generic(secret: str, body: bytes, header: str | None) -> None:
+def generic_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-Signature-256`` of the generic endpoint: ``sha256=`` + hex HMAC-SHA256 of
+    ``"<timestamp>." + body`` (the scheme of the connector's own alert webhooks)."""
+    return "sha256=" + hmac_sha256(secret, timestamp.encode("ascii") + b"." + body).hex()
+
+
+def check_generic(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    timestamp: str | None,
+    *,
+    now: float,
+    max_age: float = GENERIC_MAX_AGE_SECONDS,
+) -> None:
+    """The signature covers the timestamp and the body, and the timestamp must be recent: a
+    captured request cannot be sent again later, and its body (which holds the dedup key)
+    cannot be changed."""
     given = _require(header, "X-Signature-256").lower()
+    stamp = _require(timestamp, "X-Webhook-Timestamp")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        raise Rejected(401, "X-Webhook-Timestamp must be Unix time in seconds")
+    if abs(now - int(stamp)) > max_age:
+        raise Rejected(
+            401,
+            f"X-Webhook-Timestamp is outside the {max_age:.0f} s window: sign each delivery "
+            "with the current time (and check the sender's clock)",
+        )
     if not given.startswith("sha256="):
         given = "sha256=" + given
-    if not same(generic_signature(secret, body), given):
-        raise Rejected(403, "X-Signature-256 does not match the body")
+    if not same(generic_signature(secret, stamp, body), given):
+        raise Rejected(403, 'X-Signature-256 does not match "<X-Webhook-Timestamp>." + body')
 
 
 def check_bearer(expected: str, authorization: str | None) -> None:

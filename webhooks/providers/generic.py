@@ -1,17 +1,24 @@
 """Any other lead source: ``/webhooks/generic``.
 
 For form tools and platforms without a module of their own (TikTok through a middleware,
-a website form, Zapier): the sender signs the raw body with ``X-Signature-256:
-sha256=<hex HMAC-SHA256(body, secret)>`` (GitHub's scheme), the secret being the variable
-named by ``[webhooks] generic_secret_env``. The body is one lead:
+a website form, Zapier). The sender signs each delivery as the connector signs its own alert
+webhooks (Stripe's scheme): ``X-Webhook-Timestamp: <Unix seconds>`` and ``X-Signature-256:
+sha256=<hex HMAC-SHA256("<timestamp>." + raw body, secret)>``, the secret being the variable
+named by ``[webhooks] generic_secret_env``. A timestamp more than 5 minutes from the
+connector's clock is refused, so a captured request cannot be replayed later. The body is
+one lead:
 
     {"id": "form-123", "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
      "company": "Acme", "phone": "+15550100", "ad_source": "meta_ads",
      "ad_campaign_id": "120201", "campaign_id": "701...", "occurred_at": "2026-03-01T10:00:00Z"}
 
-Only ``email`` is required. The dedup key is the ``X-Webhook-Id`` (or ``Idempotency-Key``)
-header, else the body's ``id``, else the SHA-256 of the body; ``campaign_id`` names the CRM
-campaign directly, ``ad_source`` + ``ad_campaign_id`` go through the campaign mapping.
+Only ``email`` is required; every field has one type (strings; ids may be whole numbers),
+and a field of another type is refused (422) rather than guessed at. The dedup key comes from
+the signed body only: its ``id``, else the SHA-256 of the body. ``X-Webhook-Id`` and
+``Idempotency-Key`` are kept for tracing but no longer choose the key: they are outside the
+signature, so a replay with a new one would have been stored as a new lead. ``campaign_id``
+names the CRM campaign directly, ``ad_source`` + ``ad_campaign_id`` go through the campaign
+mapping.
 """
 
 from __future__ import annotations
@@ -39,13 +46,26 @@ AD_SOURCES = ("google_ads", "meta_ads", "linkedin_ads")
 _FIELDS = ("first_name", "last_name", "company", "phone")
 
 
+_TEXT_FIELDS = ("email", *_FIELDS, "ad_source", "occurred_at")
+_ID_FIELDS = ("id", "ad_campaign_id", "campaign_id")
+
+
 def _lead_body(data: Any) -> dict[str, Any]:
     body = expect_object(data, "the body")
-    if text_or_none(body.get("email")) is None:
+    if text_or_none(body.get("email")) is None or not isinstance(body.get("email"), str):
         raise Rejected(422, "email is required (a non-empty string)")
+    for name in _TEXT_FIELDS:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise Rejected(422, f"{name} must be a string (or null)")
+    for name in _ID_FIELDS:
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise Rejected(422, f"{name} must be a string or a whole number (or null)")
     source = body.get("ad_source")
     if source is not None and source not in AD_SOURCES:
         raise Rejected(422, f"ad_source must be one of {', '.join(AD_SOURCES)}")
+    if body.get("occurred_at") is not None and from_iso(body["occurred_at"]) is None:
+        raise Rejected(422, "occurred_at must be an ISO 8601 time, e.g. 2026-03-01T10:00:00Z")
     return body
 
 
@@ -54,14 +74,17 @@ class Generic:
     secret = ("webhooks", "generic_secret")
 
     def verify(self, request: InboundRequest, secret: str) -> None:
-        check_generic(secret, request.body, request.headers.get("X-Signature-256"))
+        check_generic(
+            secret,
+            request.body,
+            request.headers.get("X-Signature-256"),
+            request.headers.get("X-Webhook-Timestamp"),
+            now=request.now,
+        )
 
     def items(self, request: InboundRequest) -> list[Item]:
         body = _lead_body(request.json)
-        header = request.headers.get("X-Webhook-Id") or request.headers.get("Idempotency-Key")
-        key = ident(header, "X-Webhook-Id", required=False) or ident(
-            body.get("id"), "id", required=False
-        )
+        key = ident(body.get("id"), "id", required=False)
         if key is None:
             key = "sha256:" + hashlib.sha256(request.body).hexdigest()
         return [Item(dedup_key(key), request.text)]
