@@ -103,7 +103,7 @@ def unmapped_checks(config: Config) -> list[tuple[bool, str]]:
     except Exception:  # the core doctor reports an unusable store
         return []
     try:
-        if store.current_revision() != store.head_revision():
+        if not store.exists() or store.current_revision() != store.head_revision():
             return []
         rows = [r for r in mapping_status(store, config) if r.spend]
     except Exception as exc:  # doctor reports, never crashes
@@ -184,7 +184,7 @@ def register(cli: click.Group) -> None:
         from rich.table import Table
 
         config = app.config(resolve_secrets=False)
-        with Store.open(config.connector.database_url) as store:
+        with Store.open(config.connector.database_url, create=False) as store:
             rows = mapping_status(store, config)
         if unmapped:
             rows = [r for r in rows if r.mapped is None]

@@ -124,7 +124,7 @@ def budget(
             raise click.BadParameter(str(exc), param_hint="--period") from None
     app = ctx.obj
     config = _config(app)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         engine = _engine(store, config, _as_of(as_of))
     report = engine.report(period=period, campaigns=campaigns)
     if fmt == "json":
@@ -170,7 +170,7 @@ def budget_import(app: Any, file: Path, replace: bool, dry_run: bool) -> None:
     if dry_run:
         app.out.print(f"{file}: {len(parsed.budgets)} budgets, all valid (nothing changed).")
         return
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         result = apply_budget_file(store, parsed, configured=config.budgets, replace=replace)
     app.out.print(
         f"{file}: {result.inserted} budgets added, {result.updated} changed, "
@@ -254,7 +254,7 @@ def expenses_add(
     except ValueError:
         raise click.BadParameter(f"{day!r} is not a date", param_hint="--date") from None
     code = normalize_currency(currency or config.connector.reporting_currency)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, now)
         try:
             expense, decision = ledger.add(
@@ -293,7 +293,7 @@ def expenses_list(app: Any, status: str | None, campaign: str | None, fmt: str) 
     from connector.expense_ledger import ExpenseError
 
     config = _config(app)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, datetime.now(UTC))
         try:
             rows = ledger.list_expenses(status=status, campaign=campaign)
@@ -382,7 +382,7 @@ def expenses_show(app: Any, expense_id: str) -> None:
     from connector.expense_ledger import ExpenseError
 
     config = _config(app)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, datetime.now(UTC))
         try:
             expense = ledger.expense(expense_id)
@@ -428,7 +428,7 @@ def expenses_approve(
 
     config = _config(app)
     now = datetime.now(UTC)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, now)
         try:
             expense, decision = ledger.approve(
@@ -460,7 +460,7 @@ def expenses_reject(app: Any, expense_id: str, by: str, reason: str) -> None:
 
     config = _config(app)
     now = datetime.now(UTC)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, now)
         try:
             expense = ledger.reject(expense_id, by=by, reason=reason, now=now)
@@ -496,7 +496,7 @@ def expenses_import(app: Any, file: Path, source: str, dry_run: bool) -> None:
 
     config = _config(app)
     now = datetime.now(UTC)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, now)
         try:
             parsed = parse_expense_file(ledger, file, source=source)
@@ -546,7 +546,7 @@ def alerts(ctx: click.Context, open_only: bool, fmt: str) -> None:
         return
     app = ctx.obj
     config = _config(app)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         found = alert_log.list_alerts(store, open_only=open_only)
     if fmt == "json":
         click.echo(budget_format.alerts_json(found))
@@ -574,7 +574,7 @@ def alerts_run(app: Any, as_of: str | None, no_deliver: bool) -> None:
 
     config = _config(app)
     when = _as_of(as_of)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         roi_engine = None
         if config.alerts.health:
             roi_engine = RoiEngine(Dataset.load(store), Settings.from_config(config), as_of=when)
@@ -713,6 +713,8 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
         checks.append((False, f"alert delivery unavailable: {exc}"))
     try:
         store = Store(config.connector.database_url)
+        if not store.exists():  # the core check says so; connecting would create the file
+            return checks
         try:
             # what is still owed: open alerts to their channels, resolutions to theirs
             owed: dict[str, list[dict[str, Any]]] = {}

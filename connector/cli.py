@@ -18,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector import model
 from connector.config import (
@@ -81,6 +82,14 @@ class _Group(click.Group):
             raise Usage(str(exc)) from None
         except (StoreError, MissingRateError, CurrencyError) as exc:
             raise Failure(str(exc)) from None
+        except SQLAlchemyError as exc:
+            # the store failed mid-command (disk full, locked, server gone): the driver's
+            # words, without SQLAlchemy's statement echo and help link
+            log.debug("store error", exc_info=True)
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise Failure(
+                f"the store (connector.database_url) failed: {reason} (run with -v for details)"
+            ) from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -101,8 +110,10 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # SQL statements only with -vv; their parameters (lead data, keys) never: the store's
+    # engine hides them.
     for noisy in ("alembic", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose > 1 else logging.WARNING)
 
 
 class AppContext:
@@ -216,6 +227,11 @@ def doctor(app: AppContext) -> None:
     checks.append((True, f"enabled sources: {enabled}"))
     try:
         store = Store(config.connector.database_url)
+        if not store.exists():  # connecting would create the file
+            raise StoreError(
+                f"there is no store at {store.describe()} (connector.database_url); "
+                "`crm-roi init` or `crm-roi sync` creates it"
+            )
         current, head = store.current_revision(), store.head_revision()
         if current == head:
             checks.append((True, f"store {store.describe()} at schema {current}"))
@@ -357,7 +373,7 @@ def report(
     config = app.config(resolve_secrets=False)
     chosen_period = _parse_period(period)
     when = _parse_as_of(as_of)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         engine = _engine(store, config, when, app.progress())
     if compare_models:
         campaigns, revenue = engine.compare_models(period=chosen_period)

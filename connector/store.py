@@ -4,13 +4,16 @@ Everything an adapter yields goes through :meth:`Store.upsert`, keyed by
 ``(source, external_id)``. An upsert only rewrites a row whose values differ, so re-running a
 sync changes nothing and ``synced_at`` tells when a row really last changed. The schema is
 owned by Alembic migrations; :meth:`Store.open` creates or upgrades it, so no command ever
-runs against a half-made store.
+runs against a half-made store. Only the commands that fill a store create one
+(``create=True``); the others refuse a SQLite file that is not there, so a mistyped
+``database_url`` is an error rather than an empty report from a new, empty store.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from connector import bulk, model, schema
 from connector.gc_pause import paused_gc
@@ -105,8 +108,8 @@ def _describe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database_url>"
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 class Store:
@@ -115,9 +118,11 @@ class Store:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         try:
             parsed = make_url(url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:
+            # ValueError: a port that is not a number ("host:abc", an unclosed "[::1")
             raise StoreError(
-                f"connector.database_url {url!r} is not a database URL; use "
+                f"connector.database_url {_describe_url(url)} is not a database URL "
+                f"({' '.join(str(exc).split())}); use "
                 "sqlite:///path/to/crm-roi.db or postgresql+psycopg://user@host/db"
             ) from exc
         self.url = url
@@ -127,21 +132,60 @@ class Store:
                 f"connector.database_url uses {self.dialect!r}; the store runs on sqlite or "
                 "postgresql (postgresql+psycopg://...)"
             )
-        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, echo=echo, future=True)
+        self.path = (
+            Path(parsed.database).expanduser()
+            if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+        # Parameters are lead data and secrets: never in SQLAlchemy's log lines or messages.
+        self.engine: Engine = create_engine(url, echo=echo, future=True, hide_parameters=True)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
     # ----- lifecycle -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> Store:
-        """Open the store at ``url``, creating or upgrading its schema first."""
+    def open(cls, url: str, *, upgrade: bool = True, create: bool = True) -> Store:
+        """Open the store at ``url``, upgrading its schema first. A SQLite file that does not
+        exist is created (with its folder) only when ``create`` says so."""
         store = cls(url)
+        if store.path is not None:
+            store._prepare_file(create)
         if upgrade:
             store.upgrade()
         return store
+
+    def exists(self) -> bool:
+        """Whether there is a store to open (a PostgreSQL database always counts: the server
+        says otherwise when connected)."""
+        return self.path is None or self.path.is_file()
+
+    def _prepare_file(self, create: bool) -> None:
+        assert self.path is not None
+        if self.path.is_dir():
+            raise StoreError(
+                f"connector.database_url names the folder {self.path}; give a file in it, "
+                f"e.g. sqlite:///{self.path / 'crm-roi.db'}"
+            )
+        if self.path.exists():
+            return
+        if not create:
+            raise StoreError(
+                f"there is no store at {self.path} (connector.database_url); "
+                "`crm-roi init` or `crm-roi sync` creates it, or fix the path"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(
+                f"cannot create the store {self.path} (connector.database_url): a part of "
+                "its folder path is a file, not a folder"
+            ) from None
+        except PermissionError:
+            raise StoreError(
+                f"cannot create the folder {self.path.parent} for the store "
+                "(connector.database_url): permission denied"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -163,12 +207,16 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 command.upgrade(self._alembic_config(conn), revision)
-        except OperationalError as exc:
+        except DatabaseError as exc:
             raise StoreError(
                 f"cannot open the store at {_describe_url(self.url)}: "
-                f"{' '.join(str(exc.orig).split())}. Check "
-                "connector.database_url and that the database server is running."
+                f"{' '.join(str(exc.orig).split())}. {self._check_hint()}"
             ) from None
+
+    def _check_hint(self) -> str:
+        if self.dialect == "sqlite":
+            return "Check that connector.database_url names a store the connector created."
+        return "Check connector.database_url and that the database server is running."
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
@@ -410,8 +458,28 @@ class Store:
     # ----- run history -----------------------------------------------------------------
 
     def start_run(self, command_name: str) -> int:
+        """Record a new run. The caller holds the store's sync lock, so a run still marked
+        ``running`` is one whose process died (kill -9, power loss): it becomes
+        ``interrupted``, with a line saying so."""
         t = schema.sync_runs
         with self.engine.begin() as conn:
+            orphans = conn.execute(
+                select(t.c.id, t.c.host, t.c.pid).where(t.c.status == "running")
+            ).all()
+            for orphan in orphans:
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == orphan.id)
+                    .values(
+                        status="interrupted",
+                        errors=[
+                            f"interrupted: {orphan.host} pid {orphan.pid} stopped without "
+                            "finishing (killed, or the machine went down); what it wrote "
+                            "stands, the next run goes on from the saved cursors"
+                        ],
+                    )
+                )
+                log.warning("run %s was interrupted (its process died); marked so", orphan.id)
             result = conn.execute(
                 t.insert().values(
                     command=command_name,

@@ -18,8 +18,9 @@ from sqlalchemy import select
 
 from connector import schema
 from connector.cli import AppContext, Failure, pass_app
+from connector.config import Config
 from connector.store import Store
-from sync.lock import LockHeld
+from sync.lock import LockHeld, SyncLock
 from sync.pipeline import SyncReport, run_sync
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,9 @@ def sync(
 
 
 @click.command()
-@click.option("--last", type=int, default=10, show_default=True, help="how many runs")
+@click.option(
+    "--last", type=click.IntRange(min=1), default=10, show_default=True, help="how many runs"
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_app
 def runs(app: AppContext, last: int, fmt: str) -> None:
@@ -174,7 +177,10 @@ def runs(app: AppContext, last: int, fmt: str) -> None:
     """
     config = app.config(resolve_secrets=False)
     t = schema.sync_runs
-    with Store.open(config.connector.database_url) as store, store.engine.connect() as conn:
+    with (
+        Store.open(config.connector.database_url, create=False) as store,
+        store.engine.connect() as conn,
+    ):
         rows = conn.execute(select(t).order_by(t.c.id.desc()).limit(last)).all()
     if fmt == "json":
         click.echo(
@@ -224,7 +230,11 @@ def runs(app: AppContext, last: int, fmt: str) -> None:
         table.add_row(
             str(r.id),
             f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-            "running" if seconds is None else f"{seconds:,.1f}",
+            f"{seconds:,.1f}"
+            if seconds is not None
+            else "running"
+            if r.status == "running"
+            else "-",
             r.status,
             f"{read:,}",
             f"{written:,}",
@@ -315,6 +325,52 @@ def serve(app: AppContext, once: bool, json_logs: bool) -> None:
     store.close()
     log.info("stopped")
     sys.stdout.flush()
+
+
+def doctor_checks(config: Config) -> list[tuple[bool, str]]:
+    """The last run's outcome; a run that died without finishing is a finding."""
+    try:
+        store = Store(config.connector.database_url)
+    except Exception:  # the core doctor reports an unusable store
+        return []
+    try:
+        if not store.exists() or store.current_revision() != store.head_revision():
+            return []
+        return _last_run_checks(store)
+    except Exception as exc:  # doctor reports, never crashes
+        return [(False, f"sync runs: cannot read the store: {exc}")]
+    finally:
+        store.close()
+
+
+def _last_run_checks(store: Store) -> list[tuple[bool, str]]:
+    t = schema.sync_runs
+    with store.engine.connect() as conn:
+        last = conn.execute(select(t).order_by(t.c.id.desc()).limit(1)).first()
+    if last is None:
+        return [(True, "sync runs: none yet (`crm-roi sync` starts one)")]
+    when = f"{last.started_at:%Y-%m-%d %H:%M} UTC"
+    if last.status == "interrupted":
+        return [(True, f"warning: sync run {last.id} ({when}) was interrupted: {last.errors[0]}")]
+    if last.status == "running":
+        try:
+            with SyncLock(store, "doctor"):
+                pass
+        except LockHeld:
+            return [(True, f"sync run {last.id} is running since {when}")]
+        return [
+            (
+                True,
+                f"warning: sync run {last.id} ({when}, {last.host} pid {last.pid}) is marked "
+                "running but no process holds the sync lock: it was killed; the next sync "
+                "marks it interrupted",
+            )
+        ]
+    if last.status == "ok":
+        return [(True, f"last sync run {last.id} ({when}): ok")]
+    first = f": {last.errors[0]}" if last.errors else ""
+    line = f"last sync run {last.id} ({when}) {last.status}{first} (`crm-roi runs` lists them)"
+    return [(last.status != "failed", line if last.status == "failed" else f"warning: {line}")]
 
 
 def register(cli: click.Group) -> None:

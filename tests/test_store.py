@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from connector import model, schema
 from connector.store import Store, StoreError
@@ -292,3 +293,35 @@ def test_property_rerunning_an_upsert_changes_nothing(
     }
     for p in batch:
         assert stored[(p.source, p.external_id)] == p
+
+
+def test_upgrade_forgets_google_keys_of_stored_lead_events(store_url: str) -> None:
+    old = Store(store_url)
+    old.upgrade("0005")
+    lead = {"lead_id": "L1", "google_key": "the-shared-key", "user_column_data": []}
+    with old.engine.begin() as conn:
+        for provider, body in (
+            ("google-ads", json.dumps(lead)),
+            ("google-ads", "{not json google_key"),
+            ("generic", json.dumps({"email": "a@b.c", "google_key": "theirs"})),
+        ):
+            conn.execute(
+                insert(schema.webhook_events).values(
+                    provider=provider,
+                    dedup_key=body[:20],
+                    body=body,
+                    headers={},
+                    received_at=datetime(2026, 12, 1, tzinfo=UTC),
+                    status="done",
+                    attempts=1,
+                )
+            )
+    old.close()
+    with Store.open(store_url) as new, new.engine.connect() as conn:
+        bodies = conn.execute(
+            select(schema.webhook_events.c.body).order_by(schema.webhook_events.c.id)
+        ).scalars()
+        google, unreadable, generic = list(bodies)
+    assert json.loads(google) == {"lead_id": "L1", "user_column_data": []}
+    assert unreadable == "{not json google_key"  # left as it was, not lost
+    assert "theirs" in generic  # another provider's field is its own business

@@ -198,6 +198,11 @@ def test_google_lead_key_and_dedup(env: Env) -> None:
     assert env.client.post("/webhooks/google-ads", data=b"{not json").status_code == 400
     assert env.rows() == [("google-ads", lead["lead_id"], "pending")]
     assert GOOGLE_KEY  # the key comes from the environment, never from the file
+    # the shared key is not stored with the lead (the event table is not a secret store)
+    with env.store.engine.connect() as conn:
+        stored = conn.execute(select(schema.webhook_events.c.body)).scalar_one()
+    assert GOOGLE_KEY not in stored and "google_key" not in stored
+    assert json.loads(stored) == {k: v for k, v in lead.items() if k != "google_key"}
 
 
 def test_linkedin_challenge_and_golden_notification(env: Env) -> None:

@@ -49,7 +49,7 @@ def list_command(app: AppContext, dead: bool, status: str | None, limit: int, fm
     config = app.config(resolve_secrets=False)
     if dead:
         status = "dead"
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         counts = events.counts(store)
         found = events.list_events(store, status=status, limit=limit)
     if fmt == "json":
@@ -90,7 +90,7 @@ def replay_command(app: AppContext, dead: bool, ids: tuple[int, ...]) -> None:
     if not dead and not ids:
         raise click.UsageError("give event ids, or --dead for every dead letter")
     config = app.config(resolve_secrets=False)
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         replayed = events.replay(store, ids=list(ids), dead=dead)
     missing = sorted(set(ids) - set(replayed))
     app.out.print(f"{len(replayed)} event(s) pending again: {replayed[:50]}", highlight=False)
@@ -116,7 +116,7 @@ def process_command(app: AppContext, limit: int | None) -> None:
     from webhooks import worker
 
     config = app.config()
-    with Store.open(config.connector.database_url) as store:
+    with Store.open(config.connector.database_url, create=False) as store:
         try:
             writer = worker.lead_writer(config, store)
         except worker.NoWriter as exc:

@@ -5,8 +5,9 @@ implementation" doc, ``WebhookLead`` proto): one lead per POST with all its answ
 ``user_column_data``; no signature header: the advertiser's ``google_key`` travels in the
 body and is compared with ``[google_ads] webhook_key_env``. ``lead_id`` is unique across
 forms and is the dedup key. Ids are int64 JSON numbers (or strings in proto3 JSON).
-``is_test`` leads come from the "Send test data" button and are kept out of the CRM unless
-``[webhooks] process_test_leads`` says otherwise.
+The key is a shared secret, so the stored event is the body without it (nothing needs it
+after verification). ``is_test`` leads come from the "Send test data" button and are kept
+out of the CRM unless ``[webhooks] process_test_leads`` says otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from webhooks.providers.base import (
     PermanentError,
     ProcessContext,
     Skip,
+    dumps,
     expect_object,
     from_iso,
     ident,
@@ -47,7 +49,8 @@ class GoogleAds:
         body = expect_object(request.json, "the body")
         lead_id = ident(body.get("lead_id"), "lead_id")
         assert lead_id is not None
-        return [Item(lead_id, request.text)]
+        kept = {k: v for k, v in body.items() if k != "google_key"}
+        return [Item(lead_id, dumps(kept))]
 
     def interpret(self, dedup: str, body: str, context: ProcessContext) -> Action:
         try:
