@@ -1127,6 +1127,7 @@ class WebhooksSection(_Model):
     public_url: OptionalBaseUrl = ""
     process_test_leads: bool = False
     durable_intake: bool = True
+    intake_timeout_seconds: int = Field(default=10, ge=1, le=120)
 
 
 class ServerSection(_Model):
@@ -1137,6 +1138,8 @@ class ServerSection(_Model):
     admin_token_env: EnvName = "CRM_ROI_ADMIN_TOKEN"
     workers: int = Field(default=1, ge=1)
     threads: int = Field(default=16, ge=1, le=256)
+    request_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    max_connections_per_address: int = Field(default=32, ge=0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=model.Record)
 
 
+# How long a SQLite statement waits for another writer before "database is locked".
+STORE_BUSY_TIMEOUT_MS = 30_000
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or used; the message says what to do."""
 
@@ -95,7 +99,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={STORE_BUSY_TIMEOUT_MS}")
     # Bulk upserts touch several B-tree indexes of million-row tables; the default 2 MiB
     # page cache thrashes on them. 64 MiB keeps the hot index pages in memory.
     cursor.execute("PRAGMA cache_size=-65536")

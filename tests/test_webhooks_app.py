@@ -416,3 +416,21 @@ def test_secrets_never_reach_answers_or_logs(env: Env, caplog: pytest.LogCapture
     for secret in (GENERIC_SECRET, ADMIN_TOKEN, META_SECRET):
         assert secret not in text
     assert "ann@example.com" not in caplog.text  # nor lead data
+
+
+def test_no_static_files_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "notes.txt").write_text("private")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with Store.open(url) as store:
+        intake = Intake(store).start()
+        client = create_app(make_config(url), store, intake=intake).test_client()
+        answer = client.get("/static/notes.txt")
+        assert answer.status_code == 404 and b"private" not in answer.data
+        assert not any(
+            r.rule.startswith("/static") for r in client.application.url_map.iter_rules()
+        )
+        intake.close()

@@ -141,7 +141,9 @@ def create_app(
     if intake is None:
         intake = Intake(store).start()
 
-    app = Flask("crm_roi_webhooks")
+    # No static route: Flask's default serves ./static of wherever `serve` was started,
+    # without a token. What the product ships it serves itself.
+    app = Flask(__name__, static_folder=None, template_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.webhooks.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["crm_roi_intake"] = intake

@@ -25,6 +25,7 @@ never given for an event that is not committed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
-from connector.store import Store
+from connector.store import STORE_BUSY_TIMEOUT_MS, Store
 from webhooks import events
 from webhooks.providers.base import Item
 
@@ -191,8 +193,10 @@ class Intake:
                     waiting.lead = True
                     waiting.wake.release()
                     return
-            if self._pending:  # only abandoned jobs: store them anyway, nobody waits
-                self._drain(None)
+            # Only abandoned jobs (or none): they stay queued and the next leader writes
+            # them before its own (or close() does). Writing them here, under the hand-off
+            # lock, would hold every new request outside the queue for as long as a stalled
+            # store takes: unbounded, where each request's wait must stay bounded.
             self._writing.release()
 
     # ----- the writer ----------------------------------------------------------------------
@@ -201,6 +205,7 @@ class Intake:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._disconnect()
             conn = self.store.engine.connect()
+            self._bound_waits(conn)
             if self.store.dialect == "sqlite" and self.durable:
                 conn.exec_driver_sql("PRAGMA synchronous=FULL")
             conn.commit()
@@ -211,6 +216,16 @@ class Intake:
             self._conn = conn
         return self._conn
 
+    def _bound_waits(self, conn: Connection) -> None:
+        """A locked store makes the INSERT wait: at most ``wait``, so that the request is
+        answered 503 in time rather than 200 whenever the lock goes."""
+        millis = max(1, int(self.wait * 1000))
+        if self.store.dialect == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={millis}")
+        else:
+            conn.exec_driver_sql(f"SET lock_timeout = {millis}")
+            conn.exec_driver_sql(f"SET statement_timeout = {millis}")
+
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
@@ -220,6 +235,12 @@ class Intake:
                 # the pooled connection goes back with the store's own setting
                 conn.rollback()
                 conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={STORE_BUSY_TIMEOUT_MS}")
+                conn.commit()
+            elif not conn.invalidated:
+                conn.rollback()
+                conn.exec_driver_sql("RESET lock_timeout")
+                conn.exec_driver_sql("RESET statement_timeout")
                 conn.commit()
             conn.close()
         except Exception:  # a broken connection is dropped either way
@@ -228,6 +249,19 @@ class Intake:
     def _write(self, batch: list[_Job]) -> None:
         try:
             self._commit(batch)
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            # locked or timed out (the store is busy or gone; on SQLite the DBAPI's own
+            # error, the inserter runs on its cursor): one by one would wait as long again
+            # per job; every sender gets 503 and delivers again
+            log.error(
+                "cannot store %d webhook request(s): the store did not answer in %.0f s (%s)",
+                len(batch),
+                self.wait,
+                " ".join(str(getattr(exc, "orig", exc)).split())[:200],
+            )
+            self._disconnect()
+            for job in batch:
+                job.failed = True
         except Exception:
             log.warning("storing %d webhook request(s) together failed; one by one", len(batch))
             self._disconnect()

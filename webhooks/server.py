@@ -21,12 +21,13 @@ import threading
 import time
 from typing import Any
 
-from waitress import create_server, wasyncore
+from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
 from connector.config import Config
 from connector.store import Store
 from webhooks.app import create_app
+from webhooks.guarded_server import create_guarded_server
 from webhooks.intake import Intake
 from webhooks.worker import WorkerPool, Workers, WriterFactory, lead_writer
 
@@ -38,20 +39,29 @@ _LOOP_TIMEOUT = 0.5
 class HttpServer:
     """A waitress server on its own thread that stops gracefully from any thread."""
 
-    def __init__(self, wsgi_app: Any, *, host: str, port: int, threads: int, max_body: int) -> None:
+    def __init__(
+        self,
+        wsgi_app: Any,
+        *,
+        host: str,
+        port: int,
+        threads: int,
+        max_body: int,
+        request_timeout: int = 10,
+        per_address: int = 32,
+        max_connections: int = 1000,
+    ) -> None:
         self._map: dict[int, Any] = {}
-        self.server = create_server(
+        self.server = create_guarded_server(
             wsgi_app,
             map=self._map,
             host=host,
             port=port,
             threads=threads,
-            # waitress answers 413 itself past this (Flask's own limit is max_body)
-            max_request_body_size=max_body + 1,
-            connection_limit=max(100, threads * 8),
-            channel_timeout=60,
-            asyncore_use_poll=True,
-            ident="crm-roi",
+            max_body=max_body,
+            request_timeout=request_timeout,
+            per_address=per_address,
+            max_connections=max_connections,
         )
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -117,7 +127,10 @@ class WebhookService:
             threads=config.server.workers,
         )
         self.intake = Intake(
-            store, durable=config.webhooks.durable_intake, on_stored=self.pool.wake
+            store,
+            durable=config.webhooks.durable_intake,
+            wait=config.webhooks.intake_timeout_seconds,
+            on_stored=self.pool.wake,
         )
         self.app = create_app(config, store, intake=self.intake)
         self.http = HttpServer(
@@ -126,6 +139,8 @@ class WebhookService:
             port=config.server.port if port is None else port,
             threads=config.server.threads,
             max_body=config.webhooks.max_body_bytes,
+            request_timeout=config.server.request_timeout_seconds,
+            per_address=config.server.max_connections_per_address,
         )
 
     def start(self) -> None:
