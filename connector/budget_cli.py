@@ -245,7 +245,7 @@ def expenses_add(
         --date 2026-11-20 --description "Booth, Web Summit" --vendor Freeman
     """
     from connector.expense_ledger import ExpenseError
-    from connector.money import normalize_currency
+    from connector.money import AmountError, entered_amount, normalize_currency
 
     config = _config(app)
     now = datetime.now(UTC)
@@ -254,12 +254,16 @@ def expenses_add(
     except ValueError:
         raise click.BadParameter(f"{day!r} is not a date", param_hint="--date") from None
     code = normalize_currency(currency or config.connector.reporting_currency)
+    try:
+        value = entered_amount(_amount(amount), code)
+    except AmountError as exc:
+        raise click.BadParameter(str(exc), param_hint="--amount") from None
     with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, now)
         try:
             expense, decision = ledger.add(
                 campaign=campaign,
-                amount=_amount(amount),
+                amount=value,
                 currency=code,
                 incurred_on=incurred,
                 requested_by=_who(requested_by),

@@ -54,6 +54,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connector.model import BUDGET_CATEGORIES, CHANNELS
+from connector.money import AmountError, entered_amount
 
 __all__ = [
     "ATTRIBUTION_MODELS",
@@ -880,6 +881,14 @@ class Budget(_Model):
     period: Annotated[str, BeforeValidator(_period)]
     amount: NonNegativeMoney
     currency: Currency
+
+    @model_validator(mode="after")
+    def _amount_fits_its_currency(self) -> Self:
+        try:
+            entered_amount(self.amount, self.currency)
+        except AmountError as exc:
+            raise _fail(str(exc), "amount") from None
+        return self
 
     @property
     def scope_kind(self) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from connector import model
 from connector.csv_rows import MAX_REPORTED, CsvRejected, RowError, read_rows
 from connector.expense_ledger import ExpenseError, Ledger
-from connector.money import CurrencyError, MissingRateError
+from connector.money import AmountError, CurrencyError, MissingRateError, entered_amount
 
 SOURCE = "csv"
 COLUMNS = ("id", "campaign_id", "date", "amount")
@@ -78,10 +78,14 @@ def parse_expense_file(ledger: Ledger, path: Path, *, source: str = SOURCE) -> E
             except ExpenseError as exc:
                 raise RowError(row.line, "campaign_id", str(exc)) from None
             incurred_on = row.day("date")
+            currency = row.currency("currency", ledger.currency)
             amount = row.amount("amount")
             if amount == 0:
                 raise RowError(row.line, "amount", "is 0")
-            currency = row.currency("currency", ledger.currency)
+            try:
+                amount = entered_amount(amount, currency)
+            except AmountError as exc:
+                raise RowError(row.line, "amount", str(exc)) from None
             expense = model.Expense(
                 source=source,
                 external_id=external_id,

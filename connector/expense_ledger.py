@@ -21,7 +21,7 @@ from connector import model, schema
 from connector.budget_engine import BudgetEngine, LockCheck
 from connector.campaign_tree import CampaignKey
 from connector.expense_rules import AUTO_APPROVER, Decision, ExpensePolicy, on_approval, on_entry
-from connector.money import quantize
+from connector.money import AmountError, entered_amount, quantize
 from connector.store import Store
 
 MANUAL_SOURCE = "manual"
@@ -120,6 +120,10 @@ class Ledger:
         """Enter an expense; the entry rules may approve it at once."""
         if amount == 0:
             raise ExpenseError("an expense of 0 changes nothing; give its amount")
+        try:
+            amount = entered_amount(amount, currency)
+        except AmountError as exc:
+            raise ExpenseError(str(exc)) from None
         key = self.campaign(campaign)
         external_id = external_id or f"E-{uuid.uuid4().hex[:10].upper()}"
         if self.store.get(model.Expense, source, external_id) is not None:

@@ -47,11 +47,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_ENTERED_AMOUNT",
+    "AmountError",
     "CurrencyError",
     "DatedRate",
     "FxRates",
     "MissingRateError",
     "corporate_dated_rates",
+    "entered_amount",
     "from_minor",
     "micros_to_decimal",
     "minor_unit",
@@ -267,6 +270,41 @@ def quantize(amount: Decimal | int | str, currency: str) -> Decimal:
     """
     value = to_decimal(amount)
     return _quantize(value, _QUANTA[normalize_currency(currency)], _exact_context())
+
+
+# What a person may enter as one amount: below 10^13 of any currency (ten trillion USD, or
+# 10^11 USD of the largest yen amounts), so that sums of millions of them stay exact in
+# int64 minor units and in any Decimal arithmetic downstream.
+MAX_ENTERED_AMOUNT = Decimal(10) ** 13
+
+
+class AmountError(ValueError):
+    """An entered amount the connector will not keep; the message says what to write."""
+
+
+def entered_amount(value: Decimal | int | str, currency: str) -> Decimal:
+    """An amount a person typed (CLI, CSV, config) in ``currency``: finite, below
+    :data:`MAX_ENTERED_AMOUNT` and with no more decimals than the currency has; returned at
+    the currency's exponent (``"12.3"`` USD -> ``Decimal("12.30")``).
+
+    Entered amounts are refused rather than rounded: ``12.345`` USD is a typo or a
+    computed value, and rounding it silently would make the books differ from the invoice.
+    """
+    code = normalize_currency(currency)
+    try:
+        amount = to_decimal(value)
+    except (TypeError, ValueError):
+        raise AmountError(f"{value!r} is not an amount (write 1234.50)") from None
+    if abs(amount) >= MAX_ENTERED_AMOUNT:
+        raise AmountError(
+            f"{value} is too large: an amount must be below 10,000,000,000,000 {code}"
+        )
+    rounded = _quantize(amount, _QUANTA[code], _exact_context())
+    if rounded != amount:
+        places = _MINOR_UNITS[code]
+        unit = f"{places} decimal{'s' if places != 1 else ''}" if places else "no decimals"
+        raise AmountError(f"{value} has more decimals than {code} has ({unit}); write {rounded}")
+    return rounded
 
 
 def _require_int(value: object, what: str) -> int:

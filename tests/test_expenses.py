@@ -3,6 +3,7 @@ every decision kept, only approved ones counted, and all-or-nothing CSV imports.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -166,6 +167,27 @@ def test_reject_needs_a_reason_and_removes_the_cost(db: Store) -> None:
     assert figures(ledger(db).engine, "channel:paid_social", "2026-Q4").cost == Decimal("850.00")
 
 
+@pytest.mark.parametrize(
+    ("amount", "currency", "fragment"),
+    [
+        ("1E+400", "USD", "too large"),
+        ("10000000000000", "USD", "below 10,000,000,000,000 USD"),
+        ("12.345", "USD", "more decimals than USD has (2 decimals); write 12.34"),
+        ("1200.5", "JPY", "JPY has (no decimals); write 1200"),
+        ("1.2345", "BHD", "write 1.234"),
+    ],
+)
+def test_amounts_are_bounded_and_in_the_currencys_minor_unit(
+    db: Store, amount: str, currency: str, fragment: str
+) -> None:
+    with pytest.raises(ExpenseError, match=re.escape(fragment)):
+        add(ledger(db), "EV", amount, currency=currency)
+    assert db.count(model.Expense) == 0
+    kept = add(ledger(db), "EV", "9999999999999.99")  # the largest allowed is kept exactly
+    assert kept.amount == Decimal("9999999999999.99")
+    assert add(ledger(db), "EV", "12.3").amount == Decimal("12.30")
+
+
 def test_unknown_campaign_and_zero_amount_are_refused(db: Store) -> None:
     with pytest.raises(ExpenseError, match="no campaign 'NOPE'"):
         add(ledger(db), "NOPE", "10")
@@ -211,6 +233,11 @@ def test_import_applies_every_row_and_is_idempotent(db: Store, tmp_path: Path) -
         ("INV-9,EV,2026-10-05,12.50,EUR,,", "line 3, column currency", "no exchange rate"),
         ("INV-1,EV,2026-10-05,12.50,USD,,", "line 3, column id", "repeats line 2"),
         ("INV-9,EV,2026-10-05,0,USD,,", "line 3, column amount", "is 0"),
+        ("INV-9,EV,2026-10-05,1e400,USD,,", "line 3, column amount", "too large"),
+        ("INV-9,EV,2026-10-05,NaN,USD,,", "line 3, column amount", "not an amount"),
+        ("INV-9,EV,2026-10-05,-Infinity,USD,,", "line 3, column amount", "not an amount"),
+        ("INV-9,EV,2026-10-05,10000000000000,USD,,", "line 3, column amount", "below 10,000,"),
+        ("INV-9,EV,2026-10-05,12.345,USD,,", "line 3, column amount", "write 12.34"),
     ],
 )
 def test_a_bad_row_rejects_the_whole_file(
