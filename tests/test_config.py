@@ -926,3 +926,24 @@ def test_module_has_no_mutable_globals() -> None:
         if not name.startswith("__") and isinstance(value, list | dict | set)
     ]
     assert mutable == []
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "fragment"),
+    [
+        ('"12.345"', "USD", "write 12.34"),
+        ('"1e400"', "USD", "too large"),
+        ('"10000000000000"', "EUR", "below 10,000,000,000,000 EUR"),
+        ('"100.5"', "JPY", "write 100"),
+    ],
+)
+def test_budget_amounts_are_bounded_and_in_minor_units(
+    tmp_path: Path, amount: str, currency: str, fragment: str
+) -> None:
+    err = error_of(
+        tmp_path,
+        MINIMAL
+        + f'[[budgets]]\nscope = "total"\nperiod = "2026"\namount = {amount}\n'
+        + f'currency = "{currency}"\n',
+    )
+    assert err.key == "budgets[0].amount" and fragment in err.message, (err.key, err.message)
