@@ -70,3 +70,12 @@ def build_source(system: str, config: Config, store: Store | None = None) -> Sou
 
 def build_writer(system: str, config: Config, store: Store) -> CrmWriter:
     return _call(_factory(WRITERS, system, "CRM writer"), config, store)
+
+
+def missing(system: str, *, writer: bool = False) -> str | None:
+    """Why ``system`` cannot be used (its source, or its CRM writer), or None when it can."""
+    try:
+        _factory(WRITERS if writer else SOURCES, system, "CRM writer" if writer else "source")
+    except NotAvailable as exc:
+        return str(exc)
+    return None

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,8 +26,8 @@ from connector.config import (
     ATTRIBUTION_MODELS,
     Config,
     ConfigError,
-    example_config_text,
     find_config_path,
+    init_config_text,
     load_config,
 )
 from connector.money import CurrencyError, MissingRateError
@@ -54,6 +55,35 @@ class Usage(Failure):
     exit_code = EXIT_USAGE
 
 
+def hoist_config(args: list[str]) -> list[str]:
+    """Move ``--config PATH`` typed after the subcommand (``crm-roi sync --config x.toml``,
+    as admins do) in front of it, where the group's option is parsed; same meaning, same
+    precedence. Given twice with different paths is a usage error rather than a guess."""
+    front: list[str] = []
+    rest: list[str] = []
+    paths: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--config" and i + 1 < len(args):
+            paths.append(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            paths.append(arg.partition("=")[2])
+        else:
+            rest.append(arg)
+        i += 1
+    if len(set(paths)) > 1:
+        raise click.UsageError(f"--config is given twice: {paths[0]} and {paths[1]}; give one")
+    if paths:
+        front = ["--config", paths[0]]
+    return front + rest
+
+
 class _Group(click.Group):
     """Turns the connector's own exceptions into the exit codes of the contract, and loads
     the commands of :data:`COMMAND_MODULES` when first asked for a command (lazily, so
@@ -74,6 +104,9 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._ensure_plugins()
         return super().list_commands(ctx)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_config(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -189,9 +222,10 @@ def init(app: AppContext, force: bool) -> None:
         app.out.print(f"{path} exists; keeping it (use --force to overwrite).")
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(example_config_text(), encoding="utf-8")
+        path.write_text(init_config_text(), encoding="utf-8")
         app.out.print(
-            f"Wrote {path}. Edit it, export the variables its *_env keys name, "
+            f"Wrote {path}: every system is off and no budget is set. Enable the systems "
+            "you use (enabled = true), export the variables their *_env keys name, "
             "then run `crm-roi doctor`."
         )
     config = load_config(path, os.environ, resolve_secrets=False)
@@ -265,7 +299,8 @@ def doctor(app: AppContext) -> None:
             mark, text = "[yellow]WARN[/]", text.removeprefix("warning: ")
         else:
             mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        app.out.print(f"{mark} {text}", highlight=False)
+        # findings quote config ([[mapping]], [attribution.custom]): text, not rich markup
+        app.out.print(f"{mark} {escape(text)}", highlight=False)
     if not config_ok:
         raise SystemExit(EXIT_USAGE)
     if not all(ok for ok, _ in checks):
@@ -373,7 +408,19 @@ def report(
     config = app.config(resolve_secrets=False)
     chosen_period = _parse_period(period)
     when = _parse_as_of(as_of)
+    if (model_name or config.attribution.model) == "custom" and config.attribution.custom is None:
+        raise Usage(
+            "--model custom needs an [attribution.custom] table in the config, with weights "
+            "ft, lc, oc, cw and rest that sum to 1 (see config.example.toml)"
+        )
     with Store.open(config.connector.database_url, create=False) as store:
+        if store.count(model.Campaign) == 0:
+            app.err.print(
+                f"The store {store.describe()} holds no campaigns yet: run `crm-roi sync` "
+                "first (or `crm-roi demo` to try it with sample data).",
+                highlight=False,
+                markup=False,
+            )
         engine = _engine(store, config, when, app.progress())
     if compare_models:
         campaigns, revenue = engine.compare_models(period=chosen_period)

@@ -1589,5 +1589,34 @@ def _toml_error(exc: tomllib.TOMLDecodeError, path: Path, text: str) -> ConfigEr
 
 
 def example_config_text() -> str:
-    """The commented example configuration that ships with the package (``crm-roi init``)."""
+    """The commented example configuration that ships with the package."""
     return resources.files("connector").joinpath("config.example.toml").read_text(encoding="utf-8")
+
+
+# The example's rows of these tables are illustrations, not data: a first config keeps them
+# commented out, or they would be a live budget, mapping and exchange rate.
+_EXAMPLE_ROWS = ("[[mapping]]", "[[fx_rates]]", "[[budgets]]")
+
+
+def init_config_text() -> str:
+    """What ``crm-roi init`` writes: the example with every outside system disabled and its
+    example rows commented out, so a first config pulls nothing and holds no invented
+    budget until the admin says otherwise (every key stays documented in place)."""
+    lines: list[str] = []
+    table = ""
+    for line in example_config_text().splitlines(keepends=True):
+        if line.startswith("["):
+            table = line.split("#", 1)[0].strip()
+        if table in _EXAMPLE_ROWS and line.strip():
+            line = "# " + line
+        elif table.strip("[]") in _OUTSIDE_SYSTEMS and line.startswith("enabled = true "):
+            line = line.replace("enabled = true ", "enabled = false", 1)
+        elif match := _OPT_IN_SECRET.match(line):
+            # an optional channel (a webhook key, Slack) whose default is off stays off
+            value = match.group(2)
+            line = line.replace(value, '""' + " " * (len(value) - 2), 1)
+        lines.append(line)
+    return "".join(lines)
+
+
+_OPT_IN_SECRET = re.compile(r'(\w+_env) = ("[^"]+")\s+#.*; default ""$')

@@ -16,8 +16,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from sqlalchemy import select
 
+from adapters import registry
 from connector import schema
-from connector.cli import AppContext, Failure, pass_app
+from connector.cli import AppContext, Failure, Usage, pass_app
 from connector.config import Config
 from connector.store import Store
 from sync.lock import LockHeld, SyncLock
@@ -140,6 +141,12 @@ def sync(
     if not app.quiet:
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     config = app.config()
+    if not config.enabled_sources and only is None:
+        raise Usage(
+            f"nothing to sync: every system is disabled in {config.path}; set enabled = true "
+            "in the sections of the systems you use ([salesforce], [google_ads], ...), then "
+            "`crm-roi doctor` checks them"
+        )
     with Store.open(config.connector.database_url) as store:
         progress = StreamProgress(app)
         try:
@@ -328,7 +335,13 @@ def serve(app: AppContext, once: bool, json_logs: bool) -> None:
 
 
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:
-    """The last run's outcome; a run that died without finishing is a finding."""
+    """Every enabled system has an adapter; the last run's outcome (a run that died without
+    finishing is a finding)."""
+    checks = [(False, why) for name in config.enabled_sources if (why := registry.missing(name))]
+    return checks + _run_checks(config)
+
+
+def _run_checks(config: Config) -> list[tuple[bool, str]]:
     try:
         store = Store(config.connector.database_url)
     except Exception:  # the core doctor reports an unusable store

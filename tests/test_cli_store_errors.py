@@ -67,8 +67,8 @@ def test_doctor_says_there_is_no_store_and_creates_none(
     out = capsys.readouterr().out
     assert "FAIL store: there is no store at" in out and "crm-roi init" in out
     assert not missing.parent.exists()
-    # sync creates it (and so does init)
-    assert run(["--config", str(config), "sync"]) == 0
+    # init creates it (and so does sync)
+    assert run(["--config", str(config), "init"]) == 0
     assert missing.is_file()
 
 
@@ -92,7 +92,7 @@ def test_a_wrong_store_url_is_one_line_naming_the_key(
 ) -> None:
     make(tmp_path)
     config = _config(tmp_path, url.format(p=tmp_path))
-    for command, expect in zip((["sync"], ["report"]), expected.split("|") * 2, strict=False):
+    for command, expect in zip((["init"], ["report"]), expected.split("|") * 2, strict=False):
         assert run(["--config", str(config), *command]) == 1
         line = _one_line(capsys.readouterr().err)
         assert expect in line and "connector.database_url" in line, line

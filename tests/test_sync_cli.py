@@ -27,17 +27,17 @@ def cli(
     )
 
 
-def test_sync_without_sources_computes_and_records_a_run(tmp_path: Path) -> None:
+def test_sync_with_nothing_enabled_says_so_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         f'[connector]\ndatabase_url = "sqlite:///{tmp_path}/s.db"\n'
     )
     done = cli(["sync", "--json-logs"], tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "sync run 1: ok" in done.stdout
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "nothing to sync" in done.stderr and "enabled = true" in done.stderr
+    assert "ok" not in done.stdout
+    assert cli(["init"], tmp_path).returncode == 0
     done = cli(["runs", "--format", "json"], tmp_path)
-    runs = json.loads(done.stdout)
-    assert [r["status"] for r in runs] == ["ok"]
-    assert set(runs[0]["counts"]["seconds"]) == {"pull", "compute", "push"}
+    assert json.loads(done.stdout) == []  # no run was recorded as "ok"
     assert cli(["runs"], tmp_path).returncode == 0
 
 

@@ -16,18 +16,19 @@ from apscheduler.triggers.cron import CronTrigger
 from connector.store import Store
 from sync.lock import LockHeld, SyncLock
 from sync.scheduler import SyncScheduler, cron_trigger
+from tests.fake_meta import fake_meta
 
 CRM_ROI = Path(sys.executable).parent / "crm-roi"
 
 
-def _config(tmp_path: Path, url: str) -> Path:
+def _config(tmp_path: Path, url: str, meta: str) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(f'[connector]\ndatabase_url = "{url}"\n')
+    path.write_text(f'[connector]\ndatabase_url = "{url}"\n' + meta)
     return path
 
 
 def _sync(config: Path, *extra: str, wait: bool = True) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CRM_ROI_CONFIG"}
+    env = {k: v for k, v in os.environ.items() if k != "CRM_ROI_CONFIG"} | {"META_TOKEN": "t"}
     return subprocess.Popen(
         [str(CRM_ROI), "--config", str(config), "sync", *extra],
         stdout=subprocess.PIPE,
@@ -40,8 +41,8 @@ def _sync(config: Path, *extra: str, wait: bool = True) -> subprocess.Popen[str]
 def test_second_sync_is_refused_naming_the_holder_then_waits(
     store_url: str, tmp_path: Path
 ) -> None:
-    config = _config(tmp_path, store_url)
-    with Store.open(store_url) as store:
+    with fake_meta() as meta, Store.open(store_url) as store:
+        config = _config(tmp_path, store_url, meta)
         lock = SyncLock(store, "sync").acquire()
         try:
             refused = _sync(config)

@@ -26,9 +26,11 @@ from adapters.base import InboundLead, LeadOutcome
 from adapters.sample_crm import SampleCrm, SampleWriter
 from connector import schema
 from connector.cli import run
+from connector.config import parse_config
 from connector.store import Store
 from tests.test_webhooks_support import (
     ENV,
+    config_data,
     generic_headers,
     graph_lead,
     make_config,
@@ -329,6 +331,9 @@ def test_webhooks_commands(
     assert run([*base, "replay"]) == 2
     assert run([*base, "replay", "--dead"]) == 0
     assert "1 event(s) pending again" in capsys.readouterr().out
+    assert run([*base, "replay", "999", "1"]) == 1  # 1 is replayed, 999 is named
+    out, err = capsys.readouterr()
+    assert "1 event(s) pending again: [1]" in out and "no such event: 999" in err
     for command in ("list", "replay", "process"):
         assert run([*base, command, "--help"]) == 0
         text = capsys.readouterr().out
@@ -339,10 +344,19 @@ def test_doctor_names_the_endpoints_and_missing_secrets(tmp_path: Path) -> None:
     from webhooks.cli import doctor_checks
 
     url = f"sqlite:///{tmp_path / 's.db'}"
+    # the test config enables no CRM: the leads would stay pending, and doctor says so
     checks = doctor_checks(make_config(url))
-    assert all(ok for ok, _ in checks) and any("/webhooks/meta is on" in t for _, t in checks)
+    assert any("/webhooks/meta is on" in t for _, t in checks)
+    assert [t for ok, t in checks if not ok] == [
+        "webhooks: leads go to webhooks.crm = 'salesforce', but salesforce.enabled is false: "
+        "they would stay pending; enable [salesforce] or name an enabled CRM"
+    ]
     env = {k: v for k, v in ENV.items() if k != "META_TOKEN"}
     checks = doctor_checks(make_config(url, env=env))
-    assert [t for ok, t in checks if not ok] == [
-        t for _, t in checks if "meta leads cannot be fetched" in t and "META_TOKEN" in t
-    ]
+    assert any("meta leads cannot be fetched" in t and "META_TOKEN" in t for _, t in checks)
+    enabled = config_data(url) | {
+        "salesforce": {"enabled": True, "instance_url": "https://acme.my.salesforce.com"}
+    }
+    sf_env = {**ENV, "SF_CLIENT_ID": "id", "SF_CLIENT_SECRET": "secret"}
+    checks = doctor_checks(parse_config(enabled, env=sf_env))
+    assert all(ok for ok, _ in checks), checks

@@ -8,7 +8,10 @@ from collections.abc import Iterable
 
 import click
 from rich.table import Table
+from sqlalchemy import select
 
+from adapters import registry
+from connector import schema
 from connector.cli import AppContext, Failure, pass_app
 from connector.config import Config, ConfigError
 from connector.store import Store
@@ -92,12 +95,22 @@ def replay_command(app: AppContext, dead: bool, ids: tuple[int, ...]) -> None:
     config = app.config(resolve_secrets=False)
     with Store.open(config.connector.database_url, create=False) as store:
         replayed = events.replay(store, ids=list(ids), dead=dead)
-    missing = sorted(set(ids) - set(replayed))
+        missing = sorted(set(ids) - set(replayed))
+        t = schema.webhook_events
+        with store.engine.connect() as conn:
+            busy = dict(conn.execute(select(t.c.id, t.c.status).where(t.c.id.in_(missing))).all())
     app.out.print(f"{len(replayed)} event(s) pending again: {replayed[:50]}", highlight=False)
-    if missing:
-        app.err.print(
-            f"not replayed (no such event, or being processed): {missing[:50]}", highlight=False
+    unknown = [i for i in missing if i not in busy]
+    problems = []
+    if unknown:
+        problems.append(f"no such event: {', '.join(map(str, unknown[:50]))}")
+    if busy:
+        problems.append(
+            "not replayed while being processed: "
+            + ", ".join(f"{i} ({state})" for i, state in sorted(busy.items())[:50])
         )
+    if problems:
+        raise Failure("; ".join(problems) + " (`crm-roi webhooks list` shows the events)")
 
 
 @webhooks_group.command("process")
@@ -147,6 +160,17 @@ def doctor_checks(config: Config) -> Iterable[tuple[bool, str]]:
     if not secrets:
         return [(True, "webhooks: no endpoint configured")]
     checks = [(True, f"webhooks: /webhooks/{name} is on") for name in secrets]
+    crm = config.webhooks.crm
+    if crm not in config.enabled_crms:
+        checks.append(
+            (
+                False,
+                f"webhooks: leads go to webhooks.crm = {crm!r}, but {crm}.enabled is false: "
+                f"they would stay pending; enable [{crm}] or name an enabled CRM",
+            )
+        )
+    elif why := registry.missing(crm, writer=True):
+        checks.append((False, f"webhooks: leads cannot reach {crm}: {why}"))
     needs = {"meta": ("meta_ads", "access_token"), "linkedin": ("linkedin_ads", "access_token")}
     for name, (section, key) in needs.items():
         if name in secrets:
