@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 
+from connector.money import format_money
+
 LANGUAGES: tuple[str, ...] = ("en", "zh-CN")
 
 _SCOPE_WORDS: Mapping[str, Mapping[str, str]] = MappingProxyType(
@@ -136,8 +138,8 @@ def _language(language: str) -> str:
 
 
 def money(amount: Decimal, currency: str) -> str:
-    """``50,000.00 USD``: the amount is already rounded to the currency's minor unit."""
-    return f"{amount:,} {currency}"
+    """``50,000.00 USD``."""
+    return format_money(amount, currency)
 
 
 def percent(ratio: Decimal | None) -> str:

@@ -27,7 +27,7 @@ from connector.alert_log import AlertRecord
 from connector.budget_engine import BudgetEngine
 from connector.config import Config
 from connector.csv_rows import CsvRejected
-from connector.money import to_decimal
+from connector.money import format_money, quantize, to_decimal
 from connector.store import Store
 
 # ----- shared helpers ------------------------------------------------------------------------
@@ -218,7 +218,12 @@ def expenses() -> None:
 
 @expenses.command("add")
 @click.option("--campaign", required=True, metavar="ID", help="CRM campaign id (or source:id)")
-@click.option("--amount", required=True, help="amount, e.g. 4800.00 (negative for a credit)")
+@click.option("--amount", required=True, help="amount, e.g. 4800.00")
+@click.option(
+    "--credit",
+    is_flag=True,
+    help="a refund or credit of --amount (lowers cost; needs --description and an approver)",
+)
 @click.option("--currency", default=None, help="ISO code (default: the reporting currency)")
 @click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="default: today")
 @click.option("--description", default=None)
@@ -236,6 +241,7 @@ def expenses_add(
     vendor: str | None,
     requested_by: str | None,
     external_id: str | None,
+    credit: bool,
 ) -> None:
     """Enter an expense; under the auto-approval limit and within budget it is approved at once.
 
@@ -244,7 +250,7 @@ def expenses_add(
       crm-roi expenses add --campaign 701Hs00000AbCdE --amount 4800 --currency EUR \\
         --date 2026-11-20 --description "Booth, Web Summit" --vendor Freeman
     """
-    from connector.expense_ledger import ExpenseError
+    from connector.expense_ledger import ExpenseError, signed_amount
     from connector.money import AmountError, entered_amount, normalize_currency
 
     config = _config(app)
@@ -255,15 +261,17 @@ def expenses_add(
         raise click.BadParameter(f"{day!r} is not a date", param_hint="--date") from None
     code = normalize_currency(currency or config.connector.reporting_currency)
     try:
-        value = entered_amount(_amount(amount), code)
+        value = signed_amount(entered_amount(_amount(amount), code), credit, description)
     except AmountError as exc:
         raise click.BadParameter(str(exc), param_hint="--amount") from None
+    value = abs(value)  # the ledger applies the sign of a credit
     with Store.open(config.connector.database_url, create=False) as store:
         ledger = _ledger(store, config, now)
         try:
             expense, decision = ledger.add(
                 campaign=campaign,
                 amount=value,
+                credit=credit,
                 currency=code,
                 incurred_on=incurred,
                 requested_by=_who(requested_by),
@@ -275,7 +283,8 @@ def expenses_add(
         except ExpenseError as exc:
             raise _failure(str(exc)) from None
     app.out.print(
-        f"expense {expense.source}:{expense.external_id} {expense.amount:,} {expense.currency} "
+        f"expense {expense.source}:{expense.external_id} "
+        f"{format_money(expense.amount, expense.currency)} "
         f"-> {expense.status} ({decision.reason})",
         highlight=False,
         markup=False,
@@ -327,7 +336,7 @@ def _expense_dict(e: model.Expense) -> dict[str, Any]:
         "id": f"{e.source}:{e.external_id}",
         "campaign": f"{e.campaign_source}:{e.campaign_id}",
         "date": e.incurred_on.isoformat(),
-        "amount": str(e.amount),
+        "amount": str(quantize(e.amount, e.currency)),
         "currency": e.currency,
         "status": e.status,
         "description": e.description,
@@ -365,7 +374,7 @@ def _print_expenses(app: Any, rows: Sequence[model.Expense], fmt: str) -> None:
             escape(f"{e.source}:{e.external_id}"),
             escape(e.campaign_id),
             e.incurred_on.isoformat(),
-            f"{e.amount:,} {e.currency}",
+            format_money(e.amount, e.currency),
             f"[{style.get(e.status, '')}]{e.status}[/]",
             escape(e.description or ""),
             escape(e.decided_by or ""),
@@ -395,7 +404,7 @@ def expenses_show(app: Any, expense_id: str) -> None:
         history = ledger.history(expense)
     d = _expense_dict(expense)
     app.out.print(
-        f"{d['id']}: {d['amount']} {d['currency']} on {d['date']} for campaign "
+        f"{d['id']}: {format_money(expense.amount, expense.currency)} on {d['date']} for campaign "
         f"{d['campaign']} — {d['status']}",
         highlight=False,
         markup=False,

@@ -1033,6 +1033,7 @@ class ExpensesSection(_Model):
     require_approver_over: OptionalAmount = None
     approvers: list[NonEmptyStr] = []
     budget_lock: bool = True
+    requester_may_approve: bool = False
 
     @field_validator("auto_approve_under_scopes")
     @classmethod

@@ -2,7 +2,9 @@
 
 Columns: ``id`` (the finance system's id: re-importing a file changes nothing), ``campaign_id``,
 ``date``, ``amount`` and optionally ``currency`` (default: the reporting currency),
-``description``, ``vendor``, ``requested_by``; other columns are ignored and named. Every row
+``description``, ``vendor``, ``requested_by`` and ``kind`` (``expense``, or ``credit`` for a
+refund: a positive amount stored negative, with a description, never auto-approved); other
+columns are ignored and named. Every row
 is checked first (campaign known, date, amount, a rate for the currency on the day, no change
 to the amount of an expense already decided); one bad row rejects the file with its line and
 column, and nothing is applied. Then the rows enter in file order, in one transaction, as
@@ -20,12 +22,13 @@ from pathlib import Path
 
 from connector import model
 from connector.csv_rows import MAX_REPORTED, CsvRejected, RowError, read_rows
-from connector.expense_ledger import ExpenseError, Ledger
+from connector.expense_ledger import ExpenseError, Ledger, signed_amount
 from connector.money import AmountError, CurrencyError, MissingRateError, entered_amount
 
 SOURCE = "csv"
 COLUMNS = ("id", "campaign_id", "date", "amount")
-OPTIONAL = ("currency", "description", "vendor", "requested_by")
+OPTIONAL = ("currency", "description", "vendor", "requested_by", "kind")
+KINDS = ("expense", "credit")
 
 
 @dataclass
@@ -82,8 +85,13 @@ def parse_expense_file(ledger: Ledger, path: Path, *, source: str = SOURCE) -> E
             amount = row.amount("amount")
             if amount == 0:
                 raise RowError(row.line, "amount", "is 0")
+            kind = (row.text("kind") or "expense").lower()
+            if kind not in KINDS:
+                raise RowError(row.line, "kind", f"{kind!r} is not one of {', '.join(KINDS)}")
             try:
-                amount = entered_amount(amount, currency)
+                amount = signed_amount(
+                    entered_amount(amount, currency), kind == "credit", row.text("description")
+                )
             except AmountError as exc:
                 raise RowError(row.line, "amount", str(exc)) from None
             expense = model.Expense(

@@ -116,12 +116,14 @@ class Ledger:
         vendor: str | None = None,
         external_id: str | None = None,
         source: str = MANUAL_SOURCE,
+        credit: bool = False,
     ) -> tuple[model.Expense, Decision]:
-        """Enter an expense; the entry rules may approve it at once."""
+        """Enter an expense (or, with ``credit``, a refund of ``amount``, stored negative);
+        the entry rules may approve an expense at once, never a credit."""
         if amount == 0:
             raise ExpenseError("an expense of 0 changes nothing; give its amount")
         try:
-            amount = entered_amount(amount, currency)
+            amount = signed_amount(entered_amount(amount, currency), credit, description)
         except AmountError as exc:
             raise ExpenseError(str(exc)) from None
         key = self.campaign(campaign)
@@ -306,6 +308,24 @@ class Ledger:
 
     def history(self, expense: model.Expense) -> list[dict[str, Any]]:
         return decisions(self.store, expense.source, expense.external_id)
+
+
+def signed_amount(amount: Decimal, credit: bool, description: str | None) -> Decimal:
+    """A credit is entered as what was refunded (positive) and stored negative; a negative
+    amount that does not say it is a credit is refused, so cost never drops by a typo."""
+    if not credit:
+        if amount < 0:
+            raise AmountError(
+                f"{amount} is negative: a refund or credit is entered as a positive amount "
+                "with --credit (CSV: kind = credit) and a description, and always waits for "
+                "an approver"
+            )
+        return amount
+    if amount < 0:
+        raise AmountError(f"a credit is entered as the positive amount refunded, not {amount}")
+    if not (description or "").strip():
+        raise AmountError("a credit needs a description saying what was refunded")
+    return -amount
 
 
 def _day(value: datetime | None) -> str:

@@ -3,8 +3,13 @@
 - **auto-approval**: an expense under ``auto_approve_under`` (in the reporting currency; a
   per-scope limit in ``auto_approve_under_scopes`` wins, the most specific scope first) is
   approved on entry, by the rule, unless the budget lock stops it;
+- **segregation of duties**: the requester never approves their own expense, unless
+  ``requester_may_approve = true`` says so explicitly (and never above
+  ``require_approver_over``);
 - **approver**: above ``require_approver_over`` only someone in ``approvers`` (anyone when the
   list is empty) who is not the requester may approve (four eyes);
+- **credits** (refunds, negative amounts, entered as such): never approved by a rule, and a
+  person approving one gives the reason on record, so cost never drops without one;
 - **budget lock**: an expense that would take any budget covering it over 100 % is refused,
   unless an approver overrides it with a reason.
 
@@ -20,7 +25,7 @@ from decimal import Decimal
 
 from connector.budget_engine import LockCheck
 from connector.config import Config
-from connector.money import quantize
+from connector.money import format_money, quantize
 
 AUTO_APPROVER = "rule:auto_approve_under"
 
@@ -32,6 +37,7 @@ class ExpensePolicy:
     require_approver_over: Decimal | None = None
     approvers: tuple[str, ...] = ()
     budget_lock: bool = True
+    requester_may_approve: bool = False
 
     @classmethod
     def from_config(cls, config: Config) -> ExpensePolicy:
@@ -42,6 +48,7 @@ class ExpensePolicy:
             require_approver_over=section.require_approver_over,
             approvers=tuple(section.approvers),
             budget_lock=section.budget_lock,
+            requester_may_approve=section.requester_may_approve,
         )
 
     def auto_limit(self, scopes: Sequence[str]) -> tuple[Decimal, str]:
@@ -78,7 +85,7 @@ def describe_over(checks: Sequence[LockCheck], currency: str) -> str:
         shown = "over a zero budget" if consumed is None else f"{consumed * 100:.1f}%"
         parts.append(
             f"{line.scope} {line.period.name} to {shown} "
-            f"({quantize(check.after, currency):,} of {line.amount:,} {currency})"
+            f"({quantize(check.after, currency):,} of {format_money(line.amount, currency)})"
         )
     return "; ".join(parts)
 
@@ -92,9 +99,11 @@ def on_entry(
 ) -> Decision:
     """A new expense: approved by rule when under its auto-approval limit and within every
     budget, else requested."""
+    if amount < 0:
+        return Decision("requested", None, "a credit always waits for an approver")
     limit, key = policy.auto_limit(scopes)
     if amount >= limit:
-        return Decision("requested", None, f"not under {key} ({limit:,} {currency})")
+        return Decision("requested", None, f"not under {key} ({format_money(limit, currency)})")
     over = [c for c in checks if c.over]
     if policy.budget_lock and over:
         return Decision(
@@ -104,7 +113,9 @@ def on_entry(
             + describe_over(over, currency),
             checks=tuple(checks),
         )
-    return Decision("approved", key, f"under {key} ({limit:,} {currency})", checks=tuple(checks))
+    return Decision(
+        "approved", key, f"under {key} ({format_money(limit, currency)})", checks=tuple(checks)
+    )
 
 
 def on_approval(
@@ -120,6 +131,18 @@ def on_approval(
 ) -> Decision:
     """A person approves: refused when they may not approve this amount, or when the budget
     lock applies and they did not override it with a reason."""
+    same_person = bool(requester) and approver.casefold() == (requester or "").casefold()
+    if same_person and not policy.requester_may_approve:
+        return Decision(
+            "refused",
+            "segregation_of_duties",
+            f"{approver} requested this expense and may not approve it too; another person "
+            "approves (or set [expenses] requester_may_approve = true)",
+        )
+    if amount < 0 and not (reason or "").strip():
+        return Decision(
+            "refused", "credit", "approving a credit lowers cost: give the --reason on record"
+        )
     limit = policy.require_approver_over
     if limit is not None and amount > limit:
         allowed = {a.casefold() for a in policy.approvers}
@@ -127,14 +150,15 @@ def on_approval(
             return Decision(
                 "refused",
                 "require_approver_over",
-                f"{approver} may not approve over {limit:,} {currency}; approvers: "
+                f"{approver} may not approve over {format_money(limit, currency)}; approvers: "
                 + ", ".join(policy.approvers),
             )
-        if requester and approver.casefold() == requester.casefold():
+        if same_person:
             return Decision(
                 "refused",
                 "require_approver_over",
-                f"over {limit:,} {currency} the approver must not be the requester ({requester})",
+                f"over {format_money(limit, currency)} the approver must not be the requester "
+                f"({requester})",
             )
     over = [c for c in checks if c.over]
     if policy.budget_lock and over:

@@ -55,6 +55,7 @@ __all__ = [
     "MissingRateError",
     "corporate_dated_rates",
     "entered_amount",
+    "format_money",
     "from_minor",
     "micros_to_decimal",
     "minor_unit",
@@ -305,6 +306,13 @@ def entered_amount(value: Decimal | int | str, currency: str) -> Decimal:
         unit = f"{places} decimal{'s' if places != 1 else ''}" if places else "no decimals"
         raise AmountError(f"{value} has more decimals than {code} has ({unit}); write {rounded}")
     return rounded
+
+
+def format_money(amount: Decimal | int | str, currency: str) -> str:
+    """``1,000,000,000.00 USD``: rounded to the currency's minor unit, grouped, with its code
+    (never ``1E+9 USD`` or ``1,054.7 USD``, whatever exponent the Decimal arrived with)."""
+    code = normalize_currency(currency)
+    return f"{quantize(amount, code):,} {code}"
 
 
 def _require_int(value: object, what: str) -> int:

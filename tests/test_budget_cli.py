@@ -160,6 +160,51 @@ def test_expenses_commands(
     assert "1 added" in capsys.readouterr().out
 
 
+def test_money_credits_and_the_requester_on_the_command_line(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--campaign", "C1", "--date", "2026-10-09", "--requested-by", "alice"]
+    # money is printed as money, whatever was typed
+    assert cli(config_path, "expenses", "add", "--amount", "1054.7", "--id", "M1", *common) == 0
+    assert "1,054.70 USD -> requested" in capsys.readouterr().out
+    assert cli(config_path, "expenses", "add", "--amount", "1E+3", "--id", "M2", *common) == 0
+    assert "1,000.00 USD" in capsys.readouterr().out
+    assert cli(config_path, "expenses", "list") == 0
+    listed = capsys.readouterr().out
+    assert "1,054.70 USD" in listed and "1E+3" not in listed
+    assert cli(config_path, "expenses", "show", "M1") == 0
+    assert "manual:M1: 1,054.70 USD on 2026-10-09" in capsys.readouterr().out
+    # amounts the currency cannot hold, and negative amounts, are usage errors
+    for bad in ("12.345", "1e400", "-1000000", "NaN"):
+        assert cli(config_path, "expenses", "add", "--amount", bad, *common) == 2, bad
+        assert "--amount" in capsys.readouterr().err
+    # the requester does not approve their own expense
+    assert cli(config_path, "expenses", "approve", "M1", "--by", "alice") == 1
+    assert "may not approve it too" in capsys.readouterr().err
+    # a credit: explicit, waits for an approver with a reason
+    credit = ["--amount", "300", "--credit", "--description", "Refund", "--id", "CR1", *common]
+    assert cli(config_path, "expenses", "add", *credit) == 0
+    assert "-300.00 USD -> requested (a credit always waits for an approver)" in (
+        capsys.readouterr().out
+    )
+    assert cli(config_path, "expenses", "approve", "CR1", "--by", "bob") == 1
+    assert "give the --reason" in capsys.readouterr().err
+    assert cli(config_path, "expenses", "approve", "CR1", "--by", "bob", "--reason", "INV-7") == 0
+    sheet = tmp_path / "credits.csv"
+    sheet.write_text(
+        "id,campaign_id,date,amount,kind,description\nR1,C1,2026-10-02,-20,,\n"
+        "R2,C1,2026-10-02,20,credit,Refund\n"
+    )
+    assert cli(config_path, "expenses", "import", str(sheet)) == 1
+    assert "line 2, column amount" in capsys.readouterr().err
+    sheet.write_text("id,campaign_id,date,amount,kind,description\nR2,C1,2026-10-02,20,credit,R\n")
+    assert cli(config_path, "expenses", "import", str(sheet)) == 0
+    capsys.readouterr()
+    assert cli(config_path, "expenses", "list", "--format", "json") == 0
+    amounts = {e["id"]: e["amount"] for e in json.loads(capsys.readouterr().out)["expenses"]}
+    assert amounts["csv:R2"] == "-20.00" and amounts["manual:CR1"] == "-300.00"
+
+
 @responses.activate
 def test_alerts_run_delivers_and_lists(
     config_path: Path, capsys: pytest.CaptureFixture[str]

@@ -146,9 +146,10 @@ def test_approver_rules_above_the_limit(db: Store) -> None:
     expense = add(ledger(db, **rules), "EV", "5000")
     with pytest.raises(ExpenseRefused, match="may not approve over 1,000"):
         ledger(db, **rules).approve(expense.external_id, by="bob@example.com", now=NOW)
-    # without a list anyone may, but not the requester (four eyes)
+    # without a list anyone may, but not the requester (four eyes), even where config lets
+    # requesters approve their own smaller expenses
     with pytest.raises(ExpenseRefused, match="must not be the requester"):
-        ledger(db, require_approver_over="1000").approve(
+        ledger(db, require_approver_over="1000", requester_may_approve=True).approve(
             expense.external_id, by="Alice@Example.com", now=NOW
         )
     approved, _ = ledger(db, **rules).approve(expense.external_id, by="cfo@example.com", now=NOW)
@@ -321,3 +322,64 @@ def test_expense_decisions_are_kept_on_postgresql_too(store: Store) -> None:
     with pytest.raises(ExpenseRefused):
         book.approve(expense.external_id, by="bob", now=NOW)
     assert [h["action"] for h in book.history(expense)] == ["requested", "refused"]
+
+
+def test_the_requester_never_approves_their_own_expense_by_default(db: Store) -> None:
+    expense = add(ledger(db), "EV", "50")
+    with pytest.raises(ExpenseRefused, match="requested this expense and may not approve"):
+        ledger(db).approve(expense.external_id, by="ALICE@example.com", now=NOW)
+    assert db.get(model.Expense, "manual", expense.external_id).status == "requested"
+    assert actions(ledger(db), expense)[-1] == ("refused", "ALICE@example.com", False)
+    mine, _ = ledger(db, requester_may_approve=True).approve(
+        expense.external_id, by="alice@example.com", now=NOW
+    )
+    assert mine.status == "approved"
+    other = add(ledger(db), "EV", "60")
+    assert ledger(db).approve(other.external_id, by="bob@example.com", now=NOW)[0].status == (
+        "approved"
+    )
+
+
+def test_a_credit_is_explicit_never_auto_approved_and_needs_a_reason(db: Store) -> None:
+    with pytest.raises(ExpenseError, match="--credit"):
+        add(ledger(db), "EV", "-1000000")
+    book = ledger(db, auto_approve_under="1000000000")
+    credit, decision = book.add(
+        campaign="EV",
+        amount=Decimal("300"),
+        credit=True,
+        currency="USD",
+        incurred_on=date(2026, 10, 10),
+        requested_by="alice@example.com",
+        now=NOW,
+        description="Refund: booth cancelled",
+    )
+    assert credit.amount == Decimal("-300.00") and credit.status == "requested"
+    assert decision.reason == "a credit always waits for an approver"
+    with pytest.raises(ExpenseRefused, match="give the --reason"):
+        book.approve(credit.external_id, by="cfo@example.com", now=NOW)
+    approved, _ = book.approve(
+        credit.external_id, by="cfo@example.com", now=NOW, reason="Freeman refund INV-7"
+    )
+    assert approved.status == "approved" and approved.decision_reason == "Freeman refund INV-7"
+    with pytest.raises(ExpenseError, match="positive amount"):
+        book.add(
+            campaign="EV",
+            amount=Decimal("-5"),
+            credit=True,
+            currency="USD",
+            incurred_on=date(2026, 10, 10),
+            requested_by="alice@example.com",
+            now=NOW,
+            description="x",
+        )
+    with pytest.raises(ExpenseError, match="description"):
+        book.add(
+            campaign="EV",
+            amount=Decimal("5"),
+            credit=True,
+            currency="USD",
+            incurred_on=date(2026, 10, 10),
+            requested_by="alice@example.com",
+            now=NOW,
+        )
