@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from types import MappingProxyType
 
 from connector.money import format_money
@@ -153,6 +153,18 @@ def number(value: Decimal | None) -> str:
     if value is None:
         return "n/a"
     return f"{value.quantize(Decimal('0.01')):,}"
+
+
+def number_against(value: Decimal, limit: Decimal | int, *, below: bool) -> str:
+    """``value`` with as many decimals (2 to 6) as it takes to show that it is below (or
+    above) ``limit``: 2.9966 against 3 reads ``2.997``, never ``3.00 < 3``."""
+    shown = value
+    for places in range(2, 7):
+        shown = value.quantize(Decimal(1).scaleb(-places))
+        if (shown < limit) if below else (shown > limit):
+            return f"{shown:,}"
+    rounding = ROUND_FLOOR if below else ROUND_CEILING
+    return f"{value.quantize(Decimal('0.000001'), rounding=rounding):,}"
 
 
 def scope_label(language: str, scope: str, display_name: str | None = None) -> str:

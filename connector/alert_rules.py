@@ -365,7 +365,9 @@ def health_evaluations(
                     f"health_{figure}",
                     scope=texts.scope_label(language, scope, campaign.name),
                     figure=texts.figure_label(language, figure),
-                    value=texts.number(value),
+                    value=texts.number_against(value, limit, below=op == "≥")
+                    if value is not None
+                    else texts.number(value),
                     op=op,
                     limit=texts.number(limit),
                     cost=texts.money(row.cost, row.currency),

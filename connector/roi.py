@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from connector import attribution, journey_builder, model
+from connector.alert_messages import number_against
 from connector.config import Config
 from connector.costs import DailyCost, campaign_cost, daily_costs, unmapped_spend
 from connector.dataset import Dataset
@@ -260,9 +261,9 @@ class Row:
             if value is None or limit is None:
                 continue
             if at_least and value < limit:
-                failures.append(f"{name} {value:.2f} < {limit}")
+                failures.append(f"{name} {number_against(value, limit, below=True)} < {limit}")
             elif not at_least and value > limit:
-                failures.append(f"{name} {value:.2f} > {limit}")
+                failures.append(f"{name} {number_against(value, limit, below=False)} > {limit}")
         return failures
 
     @property

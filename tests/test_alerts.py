@@ -286,3 +286,28 @@ def test_any_sequence_of_runs_matches_the_model(percents: list[int]) -> None:
             dedup_key("budget_threshold", "total", "2026", t): v for t, v in expected.items()
         }
         store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.decimals(min_value=0, max_value=1000, places=8, allow_nan=False),
+    limit=st.sampled_from([Decimal(1), Decimal(3), Decimal("0.3"), Decimal(45)]),
+)
+def test_a_failing_figure_is_shown_with_the_digits_that_make_it_fail(
+    value: Decimal, limit: Decimal
+) -> None:
+    from connector.alert_messages import number_against
+
+    if value < limit:
+        shown = Decimal(number_against(value, limit, below=True).replace(",", ""))
+        assert shown < limit and abs(shown - value) < Decimal("0.005")
+    if value > limit:
+        shown = Decimal(number_against(value, limit, below=False).replace(",", ""))
+        assert shown > limit and abs(shown - value) < Decimal("0.005")
+
+
+def test_ltv_to_cac_just_under_three_reads_as_under_three() -> None:
+    from connector.alert_messages import number_against
+
+    assert number_against(Decimal("2.9966"), 3, below=True) == "2.997"
+    assert number_against(Decimal("2.5"), 3, below=True) == "2.50"
