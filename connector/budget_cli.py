@@ -172,18 +172,36 @@ def budget_import(app: Any, file: Path, replace: bool, dry_run: bool) -> None:
         return
     with Store.open(config.connector.database_url, create=False) as store:
         result = apply_budget_file(store, parsed, configured=config.budgets, replace=replace)
+    counts = {"added": 0, "replaced": 0, "changed": 0, "unchanged": 0}
+    for outcome in result.outcomes:
+        counts[outcome.action] += 1
     app.out.print(
-        f"{file}: {result.inserted} budgets added, {result.updated} changed, "
-        f"{result.unchanged} unchanged" + (f", {result.removed} removed" if replace else "") + ".",
+        f"{file}: "
+        + ", ".join(f"{n} {action}" for action, n in counts.items())
+        + (f", {result.removed} removed" if replace else "")
+        + ".",
         highlight=False,
         markup=False,
     )
+    for outcome in result.outcomes[:_LISTED_ROWS]:
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        app.out.print(
+            f"  {outcome.action:<9} {outcome.scope} {outcome.period}: "
+            f"{format_money(outcome.amount, outcome.currency)}{detail}",
+            highlight=False,
+            markup=False,
+        )
+    if len(result.outcomes) > _LISTED_ROWS:
+        app.out.print(f"  … and {len(result.outcomes) - _LISTED_ROWS} more rows", markup=False)
     for shadowed in result.shadowed:
         app.err.print(
             f"note: {shadowed} is also set in config [[budgets]], which wins",
             highlight=False,
             markup=False,
         )
+
+
+_LISTED_ROWS = 50
 
 
 # ----- expenses --------------------------------------------------------------------------

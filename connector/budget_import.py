@@ -5,14 +5,17 @@ Columns: ``scope`` (``channel:paid_social``, ``department:Brand``, ``category:gr
 (0 or more) and optionally ``currency`` (default: the reporting currency). Each row is
 checked with the same rules as a ``[[budgets]]`` row of config. The rows are stored as Budget
 records of source ``csv``: importing a corrected file updates them; with ``replace`` the
-imported budgets missing from the file are removed (recorded as deleted). A ``[[budgets]]`` row
-in config for the same scope and period wins over the import, and is reported.
+imported budgets missing from the file are removed (recorded as deleted). An imported row wins
+over a budget another source (a CRM) stored for the same scope and period; a ``[[budgets]]``
+row in config wins over both. Each row is reported as added, replacing (another source's
+budget, with its amount), changed (from what), unchanged, or shadowed by config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,6 +23,7 @@ from pydantic import ValidationError
 from connector import config as config_module
 from connector import model
 from connector.csv_rows import MAX_REPORTED, CsvRejected, RowError, read_rows
+from connector.money import format_money
 from connector.store import Store
 
 SOURCE = "csv"
@@ -33,11 +37,25 @@ class BudgetFile:
     ignored_columns: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RowOutcome:
+    """What importing one row did to the budget of its scope and period."""
+
+    scope: str
+    period: str
+    amount: Decimal
+    currency: str
+    action: str  # added, replaced, changed, unchanged
+    detail: str = ""  # replaced: whose budget and its amount; changed: the amount before
+
+
 @dataclass
 class BudgetImportResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    replaced: int = 0
+    outcomes: list[RowOutcome] = field(default_factory=list)
     removed: int = 0
     shadowed: list[str] = field(default_factory=list)
     """``scope period`` of rows that config's ``[[budgets]]`` overrides."""
@@ -120,6 +138,8 @@ def apply_budget_file(
         if replace
         else []
     )
+    result.outcomes = _outcomes(parsed.budgets, list(store.iter_records(model.Budget)))
+    result.replaced = sum(1 for o in result.outcomes if o.action == "replaced")
     with store.begin() as conn:
         report = store.upsert(parsed.budgets, connection=conn)
         counts = report.counts(model.Budget.entity)
@@ -131,3 +151,27 @@ def apply_budget_file(
         if stale:
             result.removed = store.mark_deleted(model.Budget, SOURCE, stale, connection=conn)
     return result
+
+
+def _outcomes(rows: list[model.Budget], before: list[model.Budget]) -> list[RowOutcome]:
+    mine = {b.external_id: b for b in before if b.source == SOURCE}
+    others: dict[tuple[str, str], list[model.Budget]] = {}
+    for b in before:
+        if b.source != SOURCE:
+            others.setdefault((b.scope, b.period), []).append(b)
+    outcomes = []
+    for row in rows:
+        old = mine.get(row.external_id)
+        if old is not None:
+            same = (old.amount, old.currency) == (row.amount, row.currency)
+            action = "unchanged" if same else "changed"
+            detail = "" if same else f"was {format_money(old.amount, old.currency)}"
+        elif shadowed := others.get((row.scope, row.period)):
+            action = "replaced"
+            detail = ", ".join(
+                f"{b.source}'s {format_money(b.amount, b.currency)}" for b in shadowed
+            )
+        else:
+            action, detail = "added", ""
+        outcomes.append(RowOutcome(row.scope, row.period, row.amount, row.currency, action, detail))
+    return outcomes

@@ -61,11 +61,20 @@ class BudgetLine:
         return (self.scope, self.period.name)
 
 
+IMPORTED = "csv"  # the source of ``crm-roi budget import`` rows
+
+
 def merged_budgets(
     stored: Iterable[model.Budget], configured: Iterable[model.Budget]
 ) -> list[model.Budget]:
-    """Stored budgets (imports) with config's ``[[budgets]]`` winning per scope and period."""
-    merged = {(b.scope, b.period): b for b in stored}
+    """One budget per scope and period: config's ``[[budgets]]`` win, then imported rows,
+    then budgets another source (a CRM) stored; within a kind, the first source by name,
+    so the result never depends on the order the store returns rows in."""
+    # weakest first, so the winner is written last: other sources before imports, and
+    # within each, names in reverse order (stable sorts: by name, then by kind)
+    by_name = sorted(stored, key=lambda b: b.source, reverse=True)
+    ranked = sorted(by_name, key=lambda b: b.source == IMPORTED)
+    merged = {(b.scope, b.period): b for b in ranked}
     merged.update({(b.scope, b.period): b for b in configured})
     return list(merged.values())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -105,11 +106,42 @@ def test_budget_import_all_or_nothing(
     )
     assert cli(config_path, "budget", "import", str(good)) == 0
     captured = capsys.readouterr()
-    assert "3 budgets added" in captured.out
+    assert "3 added, 0 replaced, 0 changed, 0 unchanged." in captured.out
+    assert "  added     channel:video 2026-Q4: 5,000.00 USD" in captured.out
     assert "channel:paid_social 2026-Q4 is also set in config [[budgets]]" in captured.err
     good.write_text("\n".join(good.read_text().splitlines()[:3]) + "\n", encoding="utf-8")
     assert cli(config_path, "budget", "import", str(good), "--replace") == 0
-    assert "0 budgets added, 0 changed, 2 unchanged, 1 removed" in capsys.readouterr().out
+    assert "0 added, 0 replaced, 0 changed, 2 unchanged, 1 removed" in capsys.readouterr().out
+
+
+def test_budget_import_says_which_budget_it_replaces_and_wins_over_it(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = load_config(config_path, {}, resolve_secrets=False).connector.database_url
+    crm_total = model.Budget(
+        source="demo_crm",
+        external_id=model.Budget.key("total", "2026"),
+        scope="total",
+        period="2026",
+        amount=Decimal("1500000"),
+        currency="USD",
+    )
+    with Store.open(url) as store:
+        store.upsert([crm_total])
+    sheet = tmp_path / "b.csv"
+    sheet.write_text("scope,period,amount\ntotal,2026,1600000\n", encoding="utf-8")
+    assert cli(config_path, "budget", "import", str(sheet)) == 0
+    out = capsys.readouterr().out
+    assert "0 added, 1 replaced, 0 changed, 0 unchanged." in out
+    assert "replaced  total 2026: 1,600,000.00 USD (demo_crm's 1,500,000.00 USD)" in out
+    sheet.write_text("scope,period,amount\ntotal,2026,1700000\n", encoding="utf-8")
+    assert cli(config_path, "budget", "import", str(sheet)) == 0
+    assert "changed   total 2026: 1,700,000.00 USD (was 1,600,000.00 USD)" in (
+        capsys.readouterr().out
+    )
+    assert cli(config_path, "budget", "--period", "2026", "--format", "json") == 0
+    totals = [b for b in json.loads(capsys.readouterr().out)["rows"] if b["scope"] == "total"]
+    assert [t["budget"] for t in totals] == ["1700000.00"]  # the import wins, every time
 
 
 def test_expenses_commands(
