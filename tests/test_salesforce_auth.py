@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import jwt
 import pytest
+import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
-from adapters.http import AuthError
+from adapters.http import AuthError, ServerError
 from adapters.salesforce import build_client
 from adapters.salesforce.auth import Credentials, SalesforceAuth
 from connector.config import ConfigError
@@ -115,46 +115,94 @@ def test_refused_login_says_why_without_the_secret(fake, caplog) -> None:
     assert SECRET not in str(failure.value) and SECRET not in caplog.text
 
 
+@responses.activate
 def test_login_retries_a_server_error_then_succeeds() -> None:
-    answers: list[object] = [
-        SalesforceAuthenticationFailed(503, "<html>Service Unavailable</html>"),
-        ("00D!tok", "acme.my.salesforce.com"),
-    ]
+    token_url = "https://acme.sfcrmproducts.cn/services/oauth2/token"
+    responses.post(token_url, status=503, body="<html>Service Unavailable</html>")
+    success = fixture("token_success.json")
+    responses.post(token_url, json={**success, "access_token": "00D!tok"})
     slept: list[float] = []
-
-    def login(**kwargs):
-        assert kwargs["consumer_secret"] == SECRET
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
     auth = SalesforceAuth(
         Credentials(
             auth="client_credentials",
-            instance_url=INSTANCE,
+            instance_url="https://acme.sfcrmproducts.cn",
             client_id="id",
             client_secret=SECRET,
         ),
         sleep=slept.append,
-        login=login,
     )
     assert auth.headers() == {"Authorization": "Bearer 00D!tok"}
-    assert len(slept) == 1 and auth.logins == 1
+    assert len(slept) == 1 and auth.logins == 1 and len(responses.calls) == 2
 
 
-def test_login_host_must_be_salesforce_and_client_credentials_needs_my_domain() -> None:
-    with pytest.raises(ConfigError) as failure:
-        SalesforceAuth(Credentials(auth="password", login_url="https://sso.example.com")).headers()
-    assert failure.value.key == "salesforce.login_url"
-    with pytest.raises(ConfigError, match="My Domain"):
-        SalesforceAuth(
-            Credentials(
-                auth="client_credentials",
-                login_url="https://login.salesforce.com",
-                instance_url="https://proxy.example.com",
-            )
-        ).headers()
+@responses.activate
+def test_a_server_error_that_persists_is_a_server_error_without_its_body() -> None:
+    responses.post(
+        "https://login.example-proxy.test/services/oauth2/token",
+        status=502,
+        body=f"<html>echo: client_secret={SECRET}</html>",
+    )
+    slept: list[float] = []
+    auth = SalesforceAuth(
+        Credentials(
+            auth="password",
+            login_url="https://login.example-proxy.test",
+            client_id="id",
+            client_secret=SECRET,
+        ),
+        sleep=slept.append,
+    )
+    with pytest.raises(ServerError) as failure:
+        auth.headers()
+    assert "login (password)" in str(failure.value) and "502" in str(failure.value)
+    assert SECRET not in str(failure.value) and len(slept) == 2
+
+
+@pytest.mark.parametrize(
+    "login_url",
+    [
+        "https://login.salesforce.com",
+        "https://acme.my.sfcrmproducts.cn",
+        "https://sso.example.com/salesforce",
+        "http://localhost:8080",
+    ],
+)
+def test_any_https_login_host_is_used_as_configured(login_url) -> None:
+    request = SalesforceAuth(
+        Credentials(auth="password", login_url=login_url + "/", client_id="id")
+    ).token_request()
+    assert request.url == f"{login_url}/services/oauth2/token"
+    assert request.key == "salesforce.login_url"
+
+
+def test_client_credentials_needs_my_domain_not_a_shared_login_host() -> None:
+    for instance_url in ("https://login.salesforce.com", "https://test.salesforce.com/"):
+        with pytest.raises(ConfigError, match="My Domain") as failure:
+            SalesforceAuth(
+                Credentials(auth="client_credentials", instance_url=instance_url)
+            ).headers()
+        assert failure.value.key == "salesforce.instance_url"
+    # a proxy in front of the org is the org's URL as far as the connector can tell
+    request = SalesforceAuth(
+        Credentials(
+            auth="client_credentials",
+            login_url="https://login.salesforce.com",
+            instance_url="https://proxy.example.com",
+        )
+    ).token_request()
+    assert request.url == "https://proxy.example.com/services/oauth2/token"
+
+
+def test_an_unreadable_or_wrong_private_key_is_a_config_error(tmp_path) -> None:
+    missing = Credentials(auth="jwt", private_key_file=str(tmp_path / "none.key"))
+    with pytest.raises(ConfigError, match="cannot read") as failure:
+        SalesforceAuth(missing).headers()
+    assert failure.value.key == "salesforce.jwt_private_key_file"
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError, match="RSA private key") as failure:
+        SalesforceAuth(Credentials(auth="jwt", private_key_file=str(garbage))).headers()
+    assert "not a key" not in str(failure.value)
 
 
 def test_credentials_repr_hides_secrets() -> None:

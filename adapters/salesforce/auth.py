@@ -1,47 +1,66 @@
 """Logging in to Salesforce, and logging in again when the session expires.
 
-The four flows of ``salesforce.auth`` (DESIGN section 9) are done by simple-salesforce's
-``SalesforceLogin``, which knows their wire formats:
+Each flow of ``salesforce.auth`` (DESIGN section 9) is one form POST to the OAuth token
+endpoint ``<base>/services/oauth2/token``, where ``<base>`` is the configured URL exactly as
+written, path included. It is never rebuilt from a domain: Salesforce on Alibaba Cloud
+(``*.sfcrmproducts.cn``), a corporate reverse proxy and a test server all serve the endpoint
+somewhere other than ``*.salesforce.com`` (simple-salesforce's ``SalesforceLogin`` can only
+build ``https://{domain}.salesforce.com``, which is why the requests are made here).
 
-- ``client_credentials``: a connected app's key and secret, posted with HTTP Basic to the
-  org's **My Domain** token endpoint (``login.salesforce.com`` refuses this flow);
-- ``password``: the OAuth username-password flow of a connected app. Salesforce wants the
-  user's security token appended to the password there; simple-salesforce appends it only on
-  its SOAP path, so we do it;
-- ``jwt``: a JWT bearer assertion signed with the connected app's private key (no secret);
+- ``client_credentials``: ``grant_type=client_credentials`` with the connected app's key and
+  secret as HTTP Basic, posted to the org's **My Domain**, ``instance_url``
+  (``login``/``test.salesforce.com`` refuse this flow);
+- ``password``: the OAuth username-password flow on ``login_url``: ``grant_type=password``,
+  ``client_id``, ``client_secret``, ``username`` and ``password`` with the user's security
+  token appended, as Salesforce wants it;
+- ``jwt``: ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`` on ``login_url`` with an
+  RS256 ``assertion`` signed by the connected app's private key (``iss`` client id, ``sub``
+  username, ``aud`` the login host, ``exp`` three minutes on); no secret is sent;
 - ``session``: an existing session id; nothing to log in with, so an expired session is an
   error that says what to do.
 
+Credentials go only to an ``https://`` URL, or to plain ``http://`` on localhost/127.0.0.1
+for a test server.
+
 :class:`SalesforceAuth` is the :class:`adapters.http.Auth` the REST client uses: its
-``refresh()`` logs in again, which the shared HTTP behaviour calls once when a request comes
-back ``401 INVALID_SESSION_ID`` mid-run, then repeats the request.
+``refresh()`` logs in again on the same URL, which the shared HTTP behaviour calls once when a
+request comes back ``401 INVALID_SESSION_ID`` mid-run, then repeats the request.
 
 Secrets never leave this module except in the login request itself: the credentials' repr
-hides them, errors carry Salesforce's error code and message only, and log lines name the
-flow and the instance, never a token.
+hides them, errors carry Salesforce's error code and message only (with any secret value
+masked), and log lines name the flow and the URL, never a token.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import requests
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed
-from simple_salesforce.login import SalesforceLogin
 
-from adapters.http import AuthError, TransportError
+from adapters.http import AuthError, ServerError, TransportError
 from connector.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
 SERVICE = "Salesforce"
-_SUFFIX = ".salesforce.com"
+TOKEN_PATH = "/services/oauth2/token"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Salesforce refuses an assertion whose exp is more than three minutes away.
+_JWT_LIFETIME = 180
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+# Salesforce's shared login hosts: no org lives there, so client credentials cannot work on
+# them, and a JWT names them (not a path on them) as its audience.
+_SHARED_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+_SHOWN = 300
 
 
 @dataclass(frozen=True)
@@ -80,38 +99,97 @@ class Credentials:
             values[name] = secret(name)
         return cls(**values)
 
+    def secrets(self) -> list[str]:
+        """Every secret value, longest first (so a password is masked before its prefix)."""
+        values = {
+            self.client_secret,
+            self.password,
+            self.security_token,
+            self.password + self.security_token,
+            self.session_id,
+        }
+        return sorted((v for v in values if v), key=len, reverse=True)
 
-def salesforce_domain(url: str, key: str) -> str:
-    """The ``domain`` simple-salesforce wants: the host without ``.salesforce.com``.
 
-    simple-salesforce builds ``https://{domain}.salesforce.com`` itself, so a login host
-    elsewhere cannot be used for logging in (the REST base URL can be anything).
+def _shown(url: str) -> str:
+    """``url`` for a message: scheme, host, port and path only (no user info, no query)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def token_base(url: str, key: str) -> str:
+    """``url`` as the base of the token endpoint: as configured, without a trailing slash.
+
+    Refused unless it is ``https://``, or plain ``http://`` on the local machine (a test
+    server): anything else would send the secrets in the clear.
     """
-    host = (urlsplit(url).hostname or "").lower()
-    if not host.endswith(_SUFFIX) or host == _SUFFIX[1:]:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        _ = parts.port  # a bad port raises here rather than in the middle of a login
+    except ValueError:
+        raise ConfigError(f"expected an https:// URL, got {_shown(url)!r}", key=key) from None
+    if parts.scheme == "https" and host:
+        return url.rstrip("/")
+    if parts.scheme == "http" and host in _LOOPBACK:
+        return url.rstrip("/")
+    if parts.scheme == "http" and host:
         raise ConfigError(
-            f"{url!r} is not a salesforce.com host; logging in needs login.salesforce.com, "
-            "test.salesforce.com (sandboxes) or your My Domain (acme.my.salesforce.com)",
+            f"{_shown(url)!r} would send the credentials unencrypted: use https:// (plain "
+            "http is only for a test server on localhost or 127.0.0.1)",
             key=key,
         )
-    return host[: -len(_SUFFIX)]
+    raise ConfigError(f"expected an https:// URL, got {_shown(url)!r}", key=key)
 
 
-class _TimeoutSession(requests.Session):
-    """A session whose requests time out: simple-salesforce's login calls pass no timeout,
-    and a login hanging forever would hang the scheduler with it."""
+def jwt_audience(login_base: str) -> str:
+    """The ``aud`` of a JWT bearer assertion: the login host it is posted to.
 
-    def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__()
-        self._timeout = timeout
-        self.headers.update({"User-Agent": "crm-roi-connector/0.1"})
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any):  # type: ignore[override]
-        kwargs.setdefault("timeout", self._timeout)
-        return super().request(method, url, *args, **kwargs)
+    ``https://login.salesforce.com`` or ``https://test.salesforce.com`` for the shared hosts,
+    else the configured ``login_url`` itself (a My Domain, an Experience Cloud site, an
+    org outside salesforce.com).
+    """
+    host = (urlsplit(login_base).hostname or "").lower()
+    return f"https://{host}" if host in _SHARED_LOGIN_HOSTS else login_base
 
 
-Login = Callable[..., tuple[str, str]]
+@dataclass(frozen=True)
+class TokenRequest:
+    """One login: where it goes, which setting named that place, and what is posted."""
+
+    url: str
+    key: str
+    form: dict[str, str] = field(repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+# What to check when Salesforce answers invalid_grant, by flow: the error is the same for a
+# wrong password, an unapproved user and a bad signature, so the hint has to be per flow.
+_GRANT_HINTS: Mapping[str, str] = {
+    "client_credentials": (
+        "check that the connected app enables the client credentials flow with a 'Run As' "
+        "user, and that salesforce.instance_url is the org's My Domain"
+    ),
+    "password": (
+        "check the user's username, password and security token (the variables named by "
+        "salesforce.username_env, password_env and security_token_env), that the user may "
+        "log in from this IP, and that the org allows the OAuth username-password flow"
+    ),
+    "jwt": (
+        "check that the user is pre-authorized for the connected app (admin-approved users), "
+        "that its certificate matches salesforce.jwt_private_key_file, and that "
+        "salesforce.login_url is the host the org logs in on (it is the JWT's audience)"
+    ),
+}
+_CLIENT_HINT = (
+    "check the connected app's consumer key and secret (the variables named by "
+    "salesforce.client_id_env and client_secret_env) and that the app allows this flow"
+)
+_DEFAULT_HINT = "check the connected app, the API user and the salesforce.* settings"
 
 
 class SalesforceAuth:
@@ -124,13 +202,11 @@ class SalesforceAuth:
         timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = 3,
-        login: Login = SalesforceLogin,
     ) -> None:
         self.credentials = credentials
         self.timeout = (min(10.0, timeout), timeout)
         self.sleep = sleep
         self.attempts = max(1, attempts)
-        self._login_fn = login
         self._token: str | None = None
         self._instance_url = credentials.instance_url.rstrip("/")
         self._lock = threading.Lock()
@@ -180,92 +256,179 @@ class SalesforceAuth:
     def instance_url(self) -> str:
         return self._instance_url
 
-    def _login_kwargs(self) -> dict[str, Any]:
+    def token_request(self) -> TokenRequest:
+        """The login request of the configured flow (the JWT is signed afresh each time)."""
         c = self.credentials
-        common: dict[str, Any] = {"sf_version": c.api_version}
         if c.auth == "client_credentials":
-            # this flow only works on the org's own My Domain host
-            instance_host = (urlsplit(c.instance_url).hostname or "").lower()
+            # an org's own host; without instance_url, login_url may be the My Domain
             source, key = (
                 (c.instance_url, "salesforce.instance_url")
-                if instance_host.endswith(_SUFFIX)
+                if c.instance_url
                 else (c.login_url, "salesforce.login_url")
             )
-            domain = salesforce_domain(source, key)
-            if domain in ("login", "test"):
+            base = token_base(source, key)
+            if (urlsplit(base).hostname or "").lower() in _SHARED_LOGIN_HOSTS:
                 raise ConfigError(
                     "auth = 'client_credentials' logs in on your My Domain; set instance_url "
                     "to it (https://acme.my.salesforce.com)",
                     key="salesforce.instance_url",
                 )
-            return {
-                **common,
-                "consumer_key": c.client_id,
-                "consumer_secret": c.client_secret,
-                "domain": domain,
-            }
-        domain = salesforce_domain(c.login_url, "salesforce.login_url")
+            basic = base64.b64encode(f"{c.client_id}:{c.client_secret}".encode()).decode()
+            return TokenRequest(
+                base + TOKEN_PATH,
+                key,
+                {"grant_type": "client_credentials"},
+                {"Authorization": f"Basic {basic}"},
+            )
+        if c.auth not in ("password", "jwt"):
+            raise ConfigError(f"unknown auth {c.auth!r}", key="salesforce.auth")
+        base = token_base(c.login_url, "salesforce.login_url")
         if c.auth == "password":
-            return {
-                **common,
+            form = {
+                "grant_type": "password",
+                "client_id": c.client_id,
+                "client_secret": c.client_secret,
                 "username": c.username,
-                # the OAuth username-password flow wants password + security token
                 "password": c.password + (c.security_token or ""),
-                "consumer_key": c.client_id,
-                "consumer_secret": c.client_secret,
-                "domain": domain,
             }
-        if c.auth == "jwt":
-            return {
-                **common,
-                "username": c.username,
-                "consumer_key": c.client_id,
-                "privatekey_file": c.private_key_file,
-                "domain": domain,
-            }
-        raise ConfigError(f"unknown auth {c.auth!r}", key="salesforce.auth")
+            return TokenRequest(base + TOKEN_PATH, "salesforce.login_url", form)
+        form = {"grant_type": JWT_BEARER, "assertion": self._assertion(jwt_audience(base))}
+        return TokenRequest(base + TOKEN_PATH, "salesforce.login_url", form)
+
+    def _assertion(self, audience: str) -> str:
+        c = self.credentials
+        key_file = "salesforce.jwt_private_key_file"
+        try:
+            key = Path(c.private_key_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the private key: {exc.strerror or exc}", key=key_file
+            ) from None
+        claims = {
+            "iss": c.client_id,
+            "sub": c.username,
+            "aud": audience,
+            "exp": int(time.time()) + _JWT_LIFETIME,
+        }
+        try:
+            return jwt.encode(claims, key, algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError):
+            # the library's message may quote the key material: say what it should be instead
+            raise ConfigError(
+                "the private key is not an RSA private key in PEM form", key=key_file
+            ) from None
+
+    def _mask(self, text: str) -> str:
+        for secret in self.credentials.secrets():
+            text = text.replace(secret, "***")
+        return text
 
     def _login(self) -> None:
         """Log in (retrying network failures and 5xx); caller holds the lock."""
-        kwargs = self._login_kwargs()
+        request = self.token_request()
         flow = self.credentials.auth
-        for attempt in range(1, self.attempts + 1):
-            session = _TimeoutSession(self.timeout)
-            try:
-                token, instance = self._login_fn(session=session, **kwargs)
+        where = _shown(request.url)
+        with requests.Session() as session:
+            session.headers.update(
+                {"User-Agent": "crm-roi-connector/0.1", "Accept": "application/json"}
+            )
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    # A dict goes out as application/x-www-form-urlencoded, as the endpoint
+                    # wants. Redirects are not followed: the secrets go to the configured URL
+                    # or nowhere (a redirect to a sign-in page is reported instead).
+                    response = session.post(
+                        request.url,
+                        data=request.form,
+                        headers=request.headers,
+                        timeout=self.timeout,
+                        allow_redirects=False,
+                    )
+                except requests.exceptions.SSLError:
+                    raise TransportError(
+                        f"{SERVICE}: login ({flow}) at {where}: the TLS certificate was not "
+                        "trusted; behind a proxy that re-signs TLS, point REQUESTS_CA_BUNDLE "
+                        f"at its CA certificate (else check {request.key})",
+                        service=SERVICE,
+                    ) from None
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    if attempt < self.attempts:
+                        self._wait(attempt, f"{where}: {type(exc).__name__}")
+                        continue
+                    raise TransportError(
+                        f"{SERVICE}: login ({flow}) at {where} failed after {attempt} "
+                        f"attempts: {type(exc).__name__} (check the network and {request.key})",
+                        service=SERVICE,
+                    ) from None
+                if response.status_code >= 500 and attempt < self.attempts:
+                    self._wait(attempt, f"{where} -> {response.status_code}")
+                    continue
                 break
-            except SalesforceAuthenticationFailed as exc:
-                code = getattr(exc, "code", None)
-                transient = isinstance(code, int) and code >= 500
-                if transient and attempt < self.attempts:
-                    self.sleep(2.0**attempt)
-                    continue
-                detail = getattr(exc, "auth_message", None) or ""
-                message = " ".join(str(detail).split())[:300]
-                raise AuthError(
-                    f"{SERVICE}: login ({flow}) failed: {code}: {message}; check the connected "
-                    "app, the API user and the salesforce.* settings",
-                    service=SERVICE,
-                    code=str(code),
-                ) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt < self.attempts:
-                    self.sleep(2.0**attempt)
-                    continue
-                raise TransportError(
-                    f"{SERVICE}: login ({flow}) failed after {attempt} attempts: "
-                    f"{type(exc).__name__} (check the network and salesforce.login_url)",
-                    service=SERVICE,
-                ) from None
-            except OSError as exc:  # the JWT private key cannot be read
-                raise ConfigError(
-                    f"cannot read the private key: {exc.strerror or exc}",
-                    key="salesforce.jwt_private_key_file",
-                ) from None
-            finally:
-                session.close()
+        token, instance = self._read_answer(response, request)
         self.logins += 1
         self._token = token
         if not self.credentials.instance_url:
-            self._instance_url = "https://" + str(instance).rstrip("/")
+            self._instance_url = token_base(instance, "salesforce.instance_url")
         log.info("%s: logged in (%s) to %s", SERVICE, flow, self._instance_url)
+
+    def _wait(self, attempt: int, why: str) -> None:
+        delay = 2.0**attempt
+        log.warning(
+            "%s: login (%s) at %s; retrying in %.0f s", SERVICE, self.credentials.auth, why, delay
+        )
+        self.sleep(delay)
+
+    def _read_answer(self, response: requests.Response, request: TokenRequest) -> tuple[str, str]:
+        """``(access_token, instance_url)`` from a token answer, or the error that says why."""
+        flow = self.credentials.auth
+        where = _shown(request.url)
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        token = body.get("access_token")
+        if status == 200 and isinstance(token, str) and token:
+            instance = body.get("instance_url")
+            if not self.credentials.instance_url and not (isinstance(instance, str) and instance):
+                raise AuthError(
+                    f"{SERVICE}: login ({flow}) at {where} answered without an instance_url; "
+                    "set salesforce.instance_url to the org's URL",
+                    service=SERVICE,
+                    status=status,
+                )
+            return token, str(instance or "")
+        error = body.get("error")
+        if isinstance(error, str) and error:
+            description = " ".join(str(body.get("error_description") or "").split())
+            if error == "invalid_grant":
+                hint = _GRANT_HINTS.get(flow, _DEFAULT_HINT)
+            elif error in ("invalid_client", "invalid_client_id", "unauthorized_client"):
+                hint = _CLIENT_HINT
+            else:
+                hint = _DEFAULT_HINT
+            detail = self._mask(f"{error}: {description}".rstrip(": "))[:_SHOWN]
+            raise AuthError(
+                f"{SERVICE}: login ({flow}) at {where} was refused: {detail}; {hint}",
+                service=SERVICE,
+                status=status,
+                code=self._mask(error)[:_SHOWN],
+            )
+        # Not an OAuth answer (an HTML error page, a redirect to a sign-in page): its body
+        # is not shown, since a misbehaving proxy may echo the posted form back.
+        if status >= 500:
+            raise ServerError(
+                f"{SERVICE}: login ({flow}) at {where} failed with {status} after "
+                f"{self.attempts} attempts",
+                service=SERVICE,
+                status=status,
+            )
+        raise AuthError(
+            f"{SERVICE}: login ({flow}) at {where} answered {status} without a token; check "
+            f"that {request.key} is the org's Salesforce URL (the token endpoint is "
+            f"<url>{TOKEN_PATH})",
+            service=SERVICE,
+            status=status,
+        )
