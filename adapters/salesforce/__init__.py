@@ -4,7 +4,8 @@ the ROI fields back; raise alerts as tasks; turn webhook leads into leads and me
 The sync pipeline calls :func:`build_source` and :func:`build_writer`; the CLI's
 ``setup-fields`` and ``doctor`` live in :mod:`adapters.salesforce.cli`. One module per job:
 
-- :mod:`.auth` logs in (simple-salesforce's four flows) and again when a session expires;
+- :mod:`.auth` logs in (the four OAuth flows, on the configured host) and again when a
+  session expires;
 - :mod:`.client` makes REST calls through the shared HTTP behaviour, reads the limit header
   and stops at the configured quota share;
 - :mod:`.org`, :mod:`.records`, :mod:`.streams`, :mod:`.source` read the org incrementally;

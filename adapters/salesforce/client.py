@@ -1,7 +1,7 @@
 """Salesforce REST calls through the shared :class:`adapters.http.HttpClient`.
 
-simple-salesforce logs in (see :mod:`adapters.salesforce.auth`); every data call goes through
-the shared HTTP behaviour instead, so timeouts, retries with backoff, ``Retry-After`` and safe
+Logging in is :mod:`adapters.salesforce.auth`'s; every data call goes through the shared HTTP
+behaviour, so timeouts, retries with backoff, ``Retry-After`` and safe
 error messages work exactly as for every other adapter. What is Salesforce-specific lives here:
 
 - error bodies are JSON **arrays** (``[{"errorCode", "message"}]``); ``REQUEST_LIMIT_EXCEEDED``
