@@ -31,7 +31,7 @@ from connector.cost_index import CostIndex
 from connector.costs import DailyCost, daily_costs
 from connector.dataset import Dataset
 from connector.mapping import CampaignMapper
-from connector.money import FxRates
+from connector.money import FxRates, quantize
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings, fx_rates_for
 from connector.store import Store
@@ -209,9 +209,15 @@ class BudgetEngine:
 
     def forecast_for(self, campaign: model.Campaign) -> Decimal | None:
         """The campaign's own forecast cost (children not rolled in) to its end date, for
-        the write-back's ``ROI_Forecast_Cost__c``; None without an end date or any cost."""
+        the write-back's ``ROI_Forecast_Cost__c``. A campaign costed by the CRM's own actual
+        cost has no daily cost to project: its forecast is the cost so far (DESIGN section 5),
+        end date or not. None without any cost, or with daily costs but no end date."""
         key = (campaign.source, campaign.external_id)
-        if campaign.end_date is None or key not in self.index.spend:
+        if key not in self.index.spend:
+            return None
+        if key in self.costs.crm_actual and key not in self.costs.by_campaign:
+            return quantize(self.index.cost([key], None), self.currency)
+        if campaign.end_date is None:
             return None
         start = min(campaign.start_date or campaign.end_date, campaign.end_date)
         return forecast_cost(

@@ -366,3 +366,27 @@ def test_forecast_written_back_is_the_campaigns_own() -> None:
     assert e.forecast_for(by_id["C1"]) == Decimal("8257.14")  # 2400 + 500 x 82 / 7
     assert e.forecast_for(by_id["P"]) is None  # no cost of its own: children not rolled in
     assert e.forecast_for(by_id["NOEND"]) is None  # no end date, no days left to count
+
+
+def test_forecast_of_a_campaign_costed_by_the_crm_is_its_cost_so_far() -> None:
+    """DESIGN 5: where there is no daily cost (the CRM's actual cost), the forecast is the
+    cost so far: with or without an end date, with or without a start date."""
+    records = [
+        *base_world(),
+        campaign(
+            "DATED",
+            channel="event",
+            start_date=date(2026, 9, 1),
+            end_date=date(2026, 12, 31),
+            actual_cost=Decimal("700"),
+        ),
+        campaign("OPEN", channel="event", start_date=date(2026, 9, 1), actual_cost=Decimal("45.5")),
+        campaign("UNDATED", channel="event", actual_cost=Decimal("300")),
+        campaign("NOTHING", channel="event", start_date=date(2026, 9, 1)),
+    ]
+    e = engine(records, at(date(2026, 10, 11)))
+    by_id = {c.external_id: c for c in records if getattr(c, "entity", "") == "campaign"}
+    assert e.forecast_for(by_id["DATED"]) == Decimal("700.00")
+    assert e.forecast_for(by_id["OPEN"]) == Decimal("45.50")
+    assert e.forecast_for(by_id["UNDATED"]) == Decimal("300.00")
+    assert e.forecast_for(by_id["NOTHING"]) is None
