@@ -9,7 +9,7 @@ a figure. When a run already has a :class:`~connector.roi.RoiEngine`,
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -28,7 +28,14 @@ from connector.campaign_tree import CampaignKey, CampaignTree, scope_kind, scope
 from connector.category_mix import CategoryMix, category_mix
 from connector.consumption import Consumption, forecast_cost, measure
 from connector.cost_index import CostIndex
-from connector.costs import DailyCost, daily_costs
+from connector.costs import (
+    AD_SOURCE_CHANNELS,
+    DailyCost,
+    daily_costs,
+    unmapped_campaigns,
+    unmapped_spend,
+    with_unmapped,
+)
 from connector.dataset import Dataset
 from connector.mapping import CampaignMapper
 from connector.money import FxRates, quantize
@@ -79,6 +86,18 @@ class BudgetReport:
     """The period asked for, or None for every budget running on the as-of day."""
     rows: list[Consumption]
     mixes: list[CategoryMix]
+    unmapped: list[UnmappedSpend] = field(default_factory=list)
+    """Ad spend mapped to no CRM campaign, in ``period`` (None: lifetime): counted in its
+    channel's budgets and the total, listed so someone maps it."""
+
+
+@dataclass(frozen=True)
+class UnmappedSpend:
+    source: str
+    ad_campaign_id: str
+    name: str
+    spend: Decimal
+    channel: str
 
 
 @dataclass(frozen=True)
@@ -132,8 +151,13 @@ class BudgetEngine:
                 data.campaigns, data.ad_campaigns, data.spend, data.expenses, mapper, self.fx
             )
         self.costs = costs
-        self.tree = CampaignTree(data.campaigns)
-        self.index = CostIndex(costs, self.tree, as_of_day=self.as_of_day, cutoff=self.as_of_day)
+        # unmapped ad spend counts toward its channel and the total (DESIGN 5 budgets by
+        # channel do not need a CRM campaign to know where the money went)
+        self.tree = CampaignTree([*data.campaigns, *unmapped_campaigns(costs)])
+        self.budget_costs = with_unmapped(costs)
+        self.index = CostIndex(
+            self.budget_costs, self.tree, as_of_day=self.as_of_day, cutoff=self.as_of_day
+        )
         self._committed_index: CostIndex | None = None
         self.lines: list[BudgetLine] = sorted(
             set_budget_lines(merged_budgets(data.budgets, settings.budgets), self.fx, self.currency)
@@ -256,6 +280,12 @@ class BudgetEngine:
             period=period,
             rows=[self.measure(line) for line in lines],
             mixes=[self.mix(p) for p in _mix_periods(lines)],
+            unmapped=[
+                UnmappedSpend(source, ad_id, name, spend, AD_SOURCE_CHANNELS.get(source, "other"))
+                for source, ad_id, name, spend in unmapped_spend(
+                    self.costs, self.currency, Period.parse(period) if period else None
+                )
+            ],
         )
 
     def mix(self, period: Period) -> CategoryMix:
@@ -305,7 +335,7 @@ class BudgetEngine:
         """
         if self._committed_index is None:
             self._committed_index = CostIndex(
-                self.costs, self.tree, as_of_day=self.as_of_day, cutoff=None
+                self.budget_costs, self.tree, as_of_day=self.as_of_day, cutoff=None
             )
         index = self._committed_index
         scopes = set(self.tree.scopes_of(campaign)) if campaign in self.tree else set()

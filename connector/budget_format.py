@@ -108,6 +108,16 @@ def to_json(report: BudgetReport) -> str:
         "period": report.period or "current",
         "rows": [consumption_dict(c) for c in report.rows],
         "categories": [mix_dict(m) for m in report.mixes],
+        "unmapped_spend": [
+            {
+                "ad_source": u.source,
+                "ad_campaign_id": u.ad_campaign_id,
+                "name": u.name,
+                "channel": u.channel,
+                "spend": money_text(u.spend),
+            }
+            for u in report.unmapped
+        ],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
 
@@ -186,12 +196,26 @@ def render_table(report: BudgetReport, console: Console, *, limit: int | None = 
             highlight=False,
             markup=False,
         )
+        render_unmapped(report, console)
         return
     console.print(table)
     if limit is not None and len(report.rows) > limit:
         console.print(f"  … {len(report.rows) - limit} more rows (use --format csv or json)")
     for mix in report.mixes:
         render_mix(mix, console)
+    render_unmapped(report, console)
+
+
+def render_unmapped(report: BudgetReport, console: Console) -> None:
+    """Unmapped spend under the budgets, as the ROI report lists it: it is counted in its
+    channel and the total above, and someone should map it to a campaign."""
+    for u in report.unmapped:
+        console.print(
+            f"  [yellow]unmapped spend[/] (counted in channel:{u.channel} and total): "
+            f"{escape(u.source)} campaign {escape(u.ad_campaign_id)} ({escape(u.name)}): "
+            f"{u.spend:,.2f} {report.currency} — add a \\[\\[mapping]] row",
+            highlight=False,
+        )
 
 
 def render_mix(mix: CategoryMix, console: Console) -> None:

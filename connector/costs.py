@@ -121,3 +121,48 @@ def unmapped_spend(
                 )
             )
     return rows
+
+
+# The channel of an ad platform's spend, known without a mapping to a CRM campaign: what lets
+# unmapped spend count toward its channel's budget (and the total) instead of none.
+AD_SOURCE_CHANNELS: dict[str, str] = {
+    "google_ads": "paid_search",
+    "microsoft_ads": "paid_search",
+    "baidu": "paid_search",
+    "meta_ads": "paid_social",
+    "linkedin_ads": "paid_social",
+    "tiktok_ads": "paid_social",
+    "ocean_engine": "paid_social",
+    "tencent_ads": "paid_social",
+}
+UNMAPPED_SOURCE = "unmapped"
+
+
+def unmapped_campaigns(costs: DailyCost) -> list[model.Campaign]:
+    """A stand-in campaign per unmapped ad campaign, in its platform's channel, so budgets
+    of that channel and the total count its spend (its key: ``("unmapped",
+    "<ad source>:<ad campaign id>")``)."""
+    return [
+        model.Campaign(
+            source=UNMAPPED_SOURCE,
+            external_id=f"{source}:{ad_id}",
+            name=f"unmapped {source} {costs.unmapped_names.get((source, ad_id), ad_id)}",
+            channel=AD_SOURCE_CHANNELS.get(source, "other"),
+        )
+        for source, ad_id in sorted(costs.unmapped)
+    ]
+
+
+def with_unmapped(costs: DailyCost) -> DailyCost:
+    """``costs`` with unmapped spend under the stand-in campaigns' keys (a copy: the ROI
+    report keeps unmapped spend apart, it is nobody's cost there)."""
+    by_campaign = dict(costs.by_campaign)
+    for (source, ad_id), days in costs.unmapped.items():
+        by_campaign[(UNMAPPED_SOURCE, f"{source}:{ad_id}")] = days
+    return DailyCost(
+        by_campaign=by_campaign,
+        owned=costs.owned,
+        crm_actual=costs.crm_actual,
+        unmapped=costs.unmapped,
+        unmapped_names=costs.unmapped_names,
+    )

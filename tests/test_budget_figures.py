@@ -4,12 +4,14 @@ days without spend, campaign hierarchies and the CRM's actual cost."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector import budget_format
 from connector.dataset import Dataset
 from connector.money import DatedRate
 from connector.periods import Period
@@ -390,3 +392,31 @@ def test_forecast_of_a_campaign_costed_by_the_crm_is_its_cost_so_far() -> None:
     assert e.forecast_for(by_id["OPEN"]) == Decimal("45.50")
     assert e.forecast_for(by_id["UNDATED"]) == Decimal("300.00")
     assert e.forecast_for(by_id["NOTHING"]) is None
+
+
+def test_unmapped_ad_spend_counts_in_its_channel_and_the_total_and_is_listed() -> None:
+    """Issue 14: spend of an ad campaign that maps to no CRM campaign still went to its
+    platform's channel; budgets of that channel and the total count it."""
+    records = [
+        *base_world(),
+        ad_campaign("ORPHAN"),  # a Meta campaign nobody mapped
+        *spend("ORPHAN", days(date(2026, 10, 1), date(2026, 10, 4)), "50"),
+        ad_campaign("G1", source="google_ads"),
+        *spend("G1", [date(2026, 10, 2)], "7", source="google_ads"),
+        budget("total", "2026-Q4", "10000"),
+        budget("category:growth", "2026-Q4", "5000"),
+        budget("channel:paid_search", "2026-Q4", "100"),
+    ]
+    e = engine(records, at(date(2026, 10, 11)))
+    assert figures(e, "channel:paid_social", "2026-Q4").cost == Decimal("1000.00")  # 800 + 200
+    assert figures(e, "channel:paid_search", "2026-Q4").cost == Decimal("7.00")
+    assert figures(e, "total", "2026-Q4").cost == Decimal("1007.00")
+    assert figures(e, "category:growth", "2026-Q4").cost == Decimal("800.00")  # no category
+    report = e.report(period="2026-Q4")
+    listed = {(u.source, u.ad_campaign_id, u.channel, u.spend) for u in report.unmapped}
+    assert listed == {
+        ("meta_ads", "ORPHAN", "paid_social", Decimal("200.00")),
+        ("google_ads", "G1", "paid_search", Decimal("7.00")),
+    }
+    payload = json.loads(budget_format.to_json(report))
+    assert {u["ad_campaign_id"] for u in payload["unmapped_spend"]} == {"ORPHAN", "G1"}
