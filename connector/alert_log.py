@@ -258,6 +258,7 @@ def unannounced_resolutions(store: Store, channel: str) -> list[AlertRecord]:
             for row in conn.execute(stmt)
             if channel in (row.delivered_to or {})
             and "resolved_at" not in row.delivered_to[channel]
+            and "skipped" not in row.delivered_to[channel]
         ]
 
 
@@ -316,6 +317,29 @@ def mark_delivered(
         if channel == "crm" and ref:
             values["crm_task_id"] = ref
         conn.execute(update(t).where(t.c.id == alert_id).values(**values))
+
+
+def mark_skipped(store: Store, alert_id: int, channel: str, note: str, *, now: datetime) -> None:
+    """Record that ``channel`` cannot carry this alert (so it is not offered it again), kept
+    apart from deliveries: ``delivered_to[channel]`` says ``skipped``."""
+    t = schema.alerts
+    with store.begin() as conn:
+        row = conn.execute(select(t).where(t.c.id == alert_id)).one()
+        delivered = dict(row.delivered_to or {})
+        delivered[channel] = {"at": now.isoformat(), "skipped": note}
+        conn.execute(
+            update(t)
+            .where(t.c.id == alert_id)
+            .values(
+                delivered_to=delivered,
+                history=[*row.history, _event(now, "skipped", channel=channel, note=note)],
+            )
+        )
+
+
+def reached(alert: AlertRecord) -> list[str]:
+    """The channels that really delivered ``alert`` (not those that skipped it)."""
+    return sorted(c for c, d in alert.delivered_to.items() if "skipped" not in (d or {}))
 
 
 def mark_failed(store: Store, alert_id: int, channel: str, error: str, *, now: datetime) -> int:

@@ -656,6 +656,8 @@ def _deliver(app: Any, store: Store, config: Config) -> bool:
         if report.resolved.get(name):
             count = report.resolved[name]
             line += f", {count} resolution{'s' if count != 1 else ''} announced"
+        if report.skipped.get(name):
+            line += f", {report.skipped[name]} it cannot carry (no campaign for a task)"
         if errors:
             line += f", {len(errors)} failed (retried next run): {errors[0]}"
         app.out.print(line, highlight=False, markup=False)
@@ -729,6 +731,17 @@ def _by_rank(counts: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: _SEVERITY_RANK.get(kv[0], len(_SEVERITY_RANK)))
 
 
+def _stranded_check(stranded: list[AlertRecord]) -> tuple[bool, str]:
+    first = stranded[0]
+    why = "no campaign for a CRM task" if first.delivered_to else "no channel has taken it"
+    return (
+        False,
+        f"{len(stranded)} open alert(s) reached nobody (e.g. {first.rule} on {first.scope}: "
+        f"{why}); set a Slack, e-mail or webhook channel in [alerts] (`crm-roi alerts run` "
+        "delivers them)",
+    )
+
+
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:
     """Alert channels usable, deliveries not failing, budgets pointing at real scopes."""
     checks: list[tuple[bool, str]] = []
@@ -768,6 +781,13 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
                         f"({errors[0]['attempts']} attempts): {errors[0]['error']}",
                     )
                 )
+            stranded = [
+                a
+                for a in alert_log.list_alerts(store)
+                if a.state == alert_log.OPEN and not alert_log.reached(a) and not a.delivery_errors
+            ]
+            if stranded:
+                checks.append(_stranded_check(stranded))
             campaigns = list(store.iter_records(model.Campaign))
         finally:
             store.close()

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connector.alert_log import AlertRecord
+from connector.alert_log import AlertRecord, reached
 from connector.budget_engine import BudgetReport
 from connector.category_mix import CategoryMix
 from connector.consumption import Consumption
@@ -285,7 +285,10 @@ def render_alerts(
         table.add_column(name)
     for alert in alerts:
         style = _SEVERITY_STYLE.get(alert.severity, "")
-        delivered = ", ".join(sorted(alert.delivered_to)) or "—"
+        delivered = ", ".join(reached(alert)) or "—"
+        skipped = sorted(set(alert.delivered_to) - set(reached(alert)))
+        if skipped:
+            delivered += f" [dim](no way by {escape(', '.join(skipped))})[/]"
         if alert.delivery_errors:
             failing = ", ".join(sorted(alert.delivery_errors))
             delivered += f" [red](failing: {escape(failing)})[/]"

@@ -66,7 +66,15 @@ class Sent:
     note: str | None = None
 
 
-Result = Sent | DeliveryError
+@dataclass(frozen=True)
+class Skipped:
+    """Nothing was sent because this channel has no way to carry the alert (a CRM task
+    needs a campaign; a category's drift has none). Recorded as such, never as delivered."""
+
+    note: str
+
+
+Result = Sent | Skipped | DeliveryError
 
 
 def resolution(alert: AlertRecord, language: str) -> tuple[str, str]:
@@ -80,7 +88,7 @@ class Channel:
 
     name = ""
 
-    def send(self, alert: AlertRecord) -> Sent:
+    def send(self, alert: AlertRecord) -> Sent | Skipped:
         raise NotImplementedError
 
     def send_resolved(self, alert: AlertRecord) -> Sent:
@@ -96,7 +104,7 @@ class Channel:
         return self._each(alerts, self.send_resolved)
 
     def _each(
-        self, alerts: Sequence[AlertRecord], send: Callable[[AlertRecord], Sent]
+        self, alerts: Sequence[AlertRecord], send: Callable[[AlertRecord], Sent | Skipped]
     ) -> Iterator[tuple[AlertRecord, Result]]:
         for i, alert in enumerate(alerts):
             try:
@@ -454,10 +462,10 @@ class CrmTaskChannel(Channel):
             priority=_PRIORITY.get(alert.severity, "Normal"),
         )
 
-    def send(self, alert: AlertRecord) -> Sent:
+    def send(self, alert: AlertRecord) -> Sent | Skipped:
         task = self.task(alert)
         if task is None:
-            return Sent(note="no campaign to attach a task to")
+            return Skipped("no campaign to attach a task to")
         try:
             return Sent(ref=self.writer.create_task(task))
         except (RateLimited, TransportError, AuthError) as exc:

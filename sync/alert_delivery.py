@@ -34,6 +34,7 @@ from sync.alert_channels import (
     DeliveryError,
     EmailChannel,
     Result,
+    Skipped,
     SlackChannel,
     SmtpSettings,
     WebhookChannel,
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class DeliveryReport:
     delivered: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Alerts a channel had no way to carry (a CRM task needs a campaign), per channel."""
     resolved: dict[str, int] = field(default_factory=dict)
     """Per channel: resolutions announced."""
     failed: dict[str, list[str]] = field(default_factory=dict)
@@ -151,7 +154,10 @@ def _deliver(
             failpoints.hit("alert-sent")  # sent, not yet recorded: the crash window
             when = now or datetime.now(UTC)
             done.add(alert.id)
-            if isinstance(result, DeliveryError):
+            if isinstance(result, Skipped):
+                alert_log.mark_skipped(store, alert.id, channel.name, result.note, now=when)
+                report.skipped[channel.name] = report.skipped.get(channel.name, 0) + 1
+            elif isinstance(result, DeliveryError):
                 attempts = alert_log.mark_failed(store, alert.id, key, str(result), now=when)
                 report.failed.setdefault(key, []).append(str(result))
                 log.warning(

@@ -234,9 +234,19 @@ def test_no_campaign_no_task(db: Store) -> None:
     alert_log.record(db, [evaluation("category:growth")], ("budget_threshold",), now=NOW)
     crm = FakeCrm()
     report = deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW)
-    assert report.delivered == {"crm": 1} and crm.tasks == []
+    # never counted or shown as delivered: nothing reached anyone
+    assert report.delivered == {} and report.skipped == {"crm": 1} and crm.tasks == []
     (alert,) = alert_log.list_alerts(db)
     assert alert.history[-1]["note"] == "no campaign to attach a task to"
+    assert alert.history[-1]["event"] == "skipped" and alert_log.reached(alert) == []
+    # not offered again next run, and no resolution is announced for it either
+    assert deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW).skipped == {}
+    assert alert_log.unannounced_resolutions(db, "crm") == []
+    # and doctor says the alert reached nobody
+    from connector.budget_cli import _stranded_check
+
+    ok, text = _stranded_check([alert])
+    assert not ok and "reached nobody" in text and "no campaign for a CRM task" in text
 
 
 # ----- the generic webhook ------------------------------------------------------------------
