@@ -597,6 +597,44 @@ def _sf_field_name(value: str) -> str:
     return value
 
 
+SfField = Annotated[str, AfterValidator(_sf_field_name)]
+
+
+class CampaignRule(_Model):
+    """``[[salesforce.campaign_rules]]``: department and/or budget category of the campaigns
+    whose ``Type`` is ``type`` or whose name matches ``name_regex``, where the campaign's own
+    field (``department_field``, ``category_field``) is empty. The first matching rule that
+    sets a value wins."""
+
+    type: str = ""
+    name_regex: str = ""
+    department: str = ""
+    category: Literal["", "strategic", "growth", "retention"] = ""
+
+    @field_validator("name_regex")
+    @classmethod
+    def _check_regex(cls, value: str) -> str:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Self:
+        if not (self.type or self.name_regex):
+            raise _fail("a campaign rule needs a type or a name_regex to match")
+        if not (self.department or self.category):
+            raise _fail("a campaign rule needs a department or a category to give")
+        return self
+
+    def matches(self, campaign_type: str | None, name: str | None) -> bool:
+        if self.type and (campaign_type or "").casefold() != self.type.casefold():
+            return False
+        return not self.name_regex or re.search(self.name_regex, name or "") is not None
+
+
 _SF_AUTH_ENV: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
     {
         "client_credentials": ("client_id_env", "client_secret_env"),
@@ -635,6 +673,13 @@ class SalesforceSection(_OutsideSystem):
     )
     quota_stop_share: Share = Decimal("0.5")
     timeout_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    department_field: SfField = ""
+    category_field: SfField = ""
+    campaign_rules: list[CampaignRule] = []
+    mql_statuses: list[NonEmptyStr] = []
+    sql_statuses: list[NonEmptyStr] = []
+    mql_date_field: SfField = ""
+    sql_date_field: SfField = ""
 
     @field_validator("jwt_private_key_file")
     @classmethod
@@ -1596,7 +1641,7 @@ def example_config_text() -> str:
 
 # The example's rows of these tables are illustrations, not data: a first config keeps them
 # commented out, or they would be a live budget, mapping and exchange rate.
-_EXAMPLE_ROWS = ("[[mapping]]", "[[fx_rates]]", "[[budgets]]")
+_EXAMPLE_ROWS = ("[[mapping]]", "[[fx_rates]]", "[[budgets]]", "[[salesforce.campaign_rules]]")
 
 
 def init_config_text() -> str:

@@ -26,6 +26,7 @@ import requests
 from adapters.salesforce.auth import Credentials, SalesforceAuth
 from adapters.salesforce.client import SalesforceClient
 from adapters.salesforce.org import Org
+from adapters.salesforce.org_meaning import CampaignMeaning, LeadLifecycle
 from adapters.salesforce.records import SOURCE
 from adapters.salesforce.source import SalesforceSource, SourceSettings
 from adapters.salesforce.state import WritebackLedger
@@ -94,6 +95,8 @@ def build_source(
         SourceSettings(
             ad_campaign_id_field=section.ad_campaign_id_field,
             responded_field=section.responded_field,
+            meaning=CampaignMeaning.from_settings(section),
+            lifecycle=LeadLifecycle.from_settings(section),
         ),
         known_ids=_known_ids(store) if store is not None else None,
     )

@@ -7,6 +7,7 @@ while it is itself being imported, so nothing from it is imported at module leve
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from adapters.salesforce.fields import (
     check_fields,
     field_specs,
 )
+from adapters.salesforce.org_meaning import CampaignMeaning, LeadLifecycle
 from connector.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,38 @@ _OBJECT_NEEDS: tuple[tuple[str, str, str], ...] = (
 
 
 def _specs(config: Config):
-    return field_specs(config.connector.reporting_currency, config.salesforce.ad_campaign_id_field)
+    s = config.salesforce
+    return field_specs(
+        config.connector.reporting_currency,
+        s.ad_campaign_id_field,
+        department_field=s.department_field,
+        category_field=s.category_field,
+    )
+
+
+def meaning_checks(config: Config, lead_fields: Mapping[str, Any]) -> list[tuple[bool, str]]:
+    """Which department/category and lifecycle mappings are in force, and whether the Lead
+    fields they name exist (the Campaign ones are checked with the connector's fields)."""
+    s = config.salesforce
+    meaning, lifecycle = CampaignMeaning.from_settings(s), LeadLifecycle.from_settings(s)
+    out: list[tuple[bool, str]] = []
+    if meaning.fields or meaning.rules:
+        out.append((True, f"salesforce: campaigns: {meaning.describe()}"))
+    else:
+        out.append(
+            (
+                True,
+                "warning: salesforce: no department or budget category is read, so department "
+                "and category budgets stay empty: set salesforce.department_field / "
+                "category_field (e.g. Department__c, Budget_Category__c) or campaign_rules",
+            )
+        )
+    for name in lifecycle.fields:
+        if name not in lead_fields:
+            out.append((False, f"salesforce: Lead.{name} is missing or hidden from the API user"))
+    prefix = "" if lifecycle.configured else "warning: "
+    out.append((True, f"{prefix}salesforce: lead lifecycle: {lifecycle.describe()}"))
+    return out
 
 
 def _findings(report: FieldReport) -> list[tuple[bool, str]]:
@@ -83,6 +116,7 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
             checks.append(
                 (True, f"salesforce: the {len(specs)} connector fields on Campaign are in place")
             )
+        checks.extend(meaning_checks(config, client.field_map("Lead", guarded=False)))
         objects = client.describe_global()
         for name, flag, why in _OBJECT_NEEDS:
             if not (objects.get(name) or {}).get(flag):

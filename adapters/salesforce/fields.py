@@ -64,6 +64,8 @@ class FieldSpec:
     precision: int | None = None  # total digits
     scale: int | None = None  # decimals
     length: int | None = None  # Text
+    written: bool = True  # False: the connector only reads it (department, category)
+    also: tuple[str, ...] = ()  # other describe types an admin's existing field may have
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -94,9 +96,16 @@ class FieldSpec:
         return f"{self.label!r}: API name {self.name}, type {self.type}{size}"
 
 
-def field_specs(reporting_currency: str, ad_campaign_id_field: str = "") -> list[FieldSpec]:
-    """The ROI fields (and the ad-id field, when configured); currency fields get the
-    reporting currency's minor unit as their scale (0 for JPY, 3 for KWD)."""
+def field_specs(
+    reporting_currency: str,
+    ad_campaign_id_field: str = "",
+    *,
+    department_field: str = "",
+    category_field: str = "",
+) -> list[FieldSpec]:
+    """The ROI fields (and the ad-id, department and category fields, when configured);
+    currency fields get the reporting currency's minor unit as their scale (0 for JPY, 3
+    for KWD)."""
     money_scale = minor_unit(reporting_currency)
 
     def money(name: str, label: str, what: str) -> FieldSpec:
@@ -121,6 +130,40 @@ def field_specs(reporting_currency: str, ad_campaign_id_field: str = "") -> list
                 "Text",
                 "The ad platform's campaign id, maps ad spend to this campaign",
                 length=255,
+            )
+        )
+    specs.extend(_attribute_specs(department_field, category_field))
+    return specs
+
+
+def _attribute_specs(department_field: str, category_field: str) -> list[FieldSpec]:
+    """Fields the connector reads to budget by department and category (Salesforce has no
+    standard ones); an org's existing picklist serves as well as the text field it creates."""
+    specs = []
+    if department_field:
+        what = "Department whose budget the campaign spends (crm-roi connector)"
+        specs.append(
+            FieldSpec(
+                department_field,
+                "Department",
+                "Text",
+                what,
+                length=80,
+                written=False,
+                also=("picklist",),
+            )
+        )
+    if category_field:
+        what = "Budget category: strategic, growth or retention (crm-roi connector)"
+        specs.append(
+            FieldSpec(
+                category_field,
+                "Budget Category",
+                "Text",
+                what,
+                length=20,
+                written=False,
+                also=("picklist",),
             )
         )
     return specs
@@ -151,12 +194,12 @@ def check_fields(
             else:
                 report.read_only.append(spec.name)
             continue
-        if not info.get("updateable"):
+        if spec.written and not info.get("updateable"):
             report.read_only.append(spec.name)
         if spec.name == ACTUAL_COST:
             continue
         expected = spec.describe_type()
-        if info.get("type") != expected:
+        if info.get("type") not in (expected, *spec.also):
             report.wrong_type.append(f"{spec.name} is {info.get('type')}, expected {expected}")
         elif spec.scale is not None and info.get("scale") not in (None, spec.scale):
             report.wrong_type.append(

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.salesforce.client import parse_datetime
+from adapters.salesforce.org_meaning import CampaignMeaning, LeadLifecycle
 from connector import model
 from connector.money import to_decimal
 
@@ -99,7 +100,10 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def campaign(row: Row, *, ad_field: str | None, currency: str) -> model.Campaign:
+def campaign(
+    row: Row, *, ad_field: str | None, currency: str, meaning: CampaignMeaning | None = None
+) -> model.Campaign:
+    meaning = meaning or CampaignMeaning()
     return model.Campaign(
         source=SOURCE,
         external_id=row["Id"],
@@ -116,6 +120,8 @@ def campaign(row: Row, *, ad_field: str | None, currency: str) -> model.Campaign
         owner_id=row.get("OwnerId"),
         owner_name=related(row, "Owner", "Name"),
         ad_campaign_ref=_text(row.get(ad_field)) if ad_field else None,
+        department=meaning.department(row),
+        budget_category=meaning.category(row),
         created_at=parse_datetime(row.get("CreatedDate")),
         modified_at=parse_datetime(row.get("SystemModstamp")),
     )
@@ -126,12 +132,9 @@ def _converted_at(value: Any) -> datetime | None:
     return datetime.combine(day, time(0), tzinfo=UTC) if day else None
 
 
-def lead(row: Row) -> model.Person:
+def lead(row: Row, lifecycle: LeadLifecycle | None = None) -> model.Person:
     converted = bool(row.get("IsConverted"))
-    stage = "lead"
-    if converted:
-        # a converted lead was accepted by sales; with a deal it reached "opportunity"
-        stage = "opportunity" if row.get("ConvertedOpportunityId") else "sql"
+    stage = (lifecycle or LeadLifecycle()).stage(row)
     return model.Person(
         source=SOURCE,
         external_id=row["Id"],
@@ -141,7 +144,9 @@ def lead(row: Row) -> model.Person:
         last_name=row.get("LastName"),
         company=row.get("Company"),
         created_at=parse_datetime(row.get("CreatedDate")),
-        lifecycle_stage=stage,
+        lifecycle_stage=stage.stage,
+        mql_at=stage.mql_at,
+        sql_at=stage.sql_at,
         lead_source=row.get("LeadSource"),
         converted_contact_id=row.get("ConvertedContactId") if converted else None,
         converted_opportunity_id=row.get("ConvertedOpportunityId") if converted else None,

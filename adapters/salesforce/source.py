@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import Stream
@@ -11,6 +11,7 @@ from adapters.http import HttpError
 from adapters.salesforce import records
 from adapters.salesforce.client import SalesforceClient
 from adapters.salesforce.org import Org, OrgProfile
+from adapters.salesforce.org_meaning import CampaignMeaning, LeadLifecycle
 from adapters.salesforce.streams import FxRateStream, KnownIds, OwnerStream, SoqlStream
 from connector import model
 
@@ -73,6 +74,8 @@ ROLE_FIELDS = ("OpportunityId", "ContactId", "Role", "IsPrimary")
 class SourceSettings:
     ad_campaign_id_field: str = "Ad_Campaign_Id__c"
     responded_field: str = "HasResponded"
+    meaning: CampaignMeaning = field(default_factory=CampaignMeaning)
+    lifecycle: LeadLifecycle = field(default_factory=LeadLifecycle)
 
 
 KnownIdsFor = Callable[[type[model.Record], str | None], set[str]]
@@ -115,6 +118,7 @@ class SalesforceSource:
         s = self.settings
         ad_field = s.ad_campaign_id_field or None
         responded = s.responded_field or "HasResponded"
+        meaning, lifecycle = s.meaning, s.lifecycle
 
         def stream(
             name: str,
@@ -137,8 +141,10 @@ class SalesforceSource:
         campaigns = stream(
             "Campaign",
             model.Campaign,
-            (*CAMPAIGN_FIELDS, *([ad_field] if ad_field else [])),
-            lambda row, p: records.campaign(row, ad_field=ad_field, currency=p.currency),
+            (*CAMPAIGN_FIELDS, *([ad_field] if ad_field else []), *meaning.fields),
+            lambda row, p: records.campaign(
+                row, ad_field=ad_field, currency=p.currency, meaning=meaning
+            ),
             self._known_for(model.Campaign),
         )
         return [
@@ -147,8 +153,8 @@ class SalesforceSource:
             stream(
                 "Lead",
                 model.Person,
-                LEAD_FIELDS,
-                lambda row, p: records.lead(row),
+                (*LEAD_FIELDS, *lifecycle.fields),
+                lambda row, p: records.lead(row, lifecycle),
                 self._known_for(model.Person, "lead"),
             ),
             stream(
