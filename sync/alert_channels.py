@@ -120,6 +120,16 @@ class Channel:
                 yield alert, DeliveryError(f"{type(exc).__name__}: {exc}")
 
 
+def _task_failure(exc: Exception) -> DeliveryError:
+    """A CRM task call's failure: the channel is down (quota, network, login), or this one
+    alert was refused."""
+    if isinstance(exc, RateLimited | TransportError | AuthError):
+        return ChannelDown(str(exc))
+    if isinstance(exc, HttpError):
+        return DeliveryError(str(exc))
+    return DeliveryError(f"{type(exc).__name__}: {exc}")
+
+
 def _http_failure(exc: HttpError, per_alert_statuses: frozenset[int]) -> DeliveryError:
     """Map a failed call: a status in ``per_alert_statuses`` concerns this message only."""
     if isinstance(exc, RateLimited | TransportError | AuthError):
@@ -461,6 +471,35 @@ class CrmTaskChannel(Channel):
             description=f"{alert.body}\n\n{context}",
             priority=_PRIORITY.get(alert.severity, "Normal"),
         )
+
+    def deliveries(self, alerts: Sequence[AlertRecord]) -> Iterator[tuple[AlertRecord, Result]]:
+        """Every task in the CRM's largest batches where the writer has ``create_tasks``
+        (Salesforce: 200 per sObject Collections call), else one call per alert."""
+        create_many = getattr(self.writer, "create_tasks", None)
+        if create_many is None:
+            yield from super().deliveries(alerts)
+            return
+        pending: list[tuple[AlertRecord, AlertTask]] = []
+        for alert in alerts:
+            task = self.task(alert)
+            if task is None:
+                yield alert, Skipped("no campaign to attach a task to")
+            else:
+                pending.append((alert, task))
+        if not pending:
+            return
+        try:
+            batch = create_many([task for _, task in pending])
+        except Exception as exc:  # the whole call: every alert of it waits for the next run
+            failure = _task_failure(exc)
+            for alert, _ in pending:
+                yield alert, failure
+            return
+        for alert, task in pending:
+            try:
+                yield alert, Sent(ref=batch.task_id(task.alert_key))
+            except Exception as exc:  # this alert's own refusal
+                yield alert, _task_failure(exc)
 
     def send(self, alert: AlertRecord) -> Sent | Skipped:
         task = self.task(alert)

@@ -20,6 +20,7 @@ import pytest
 import responses
 
 from adapters.base import AlertTask
+from adapters.http import ClientError, RateLimited
 from connector import alert_log
 from connector.alert_rules import Evaluation
 from connector.config import parse_config
@@ -247,6 +248,58 @@ def test_no_campaign_no_task(db: Store) -> None:
 
     ok, text = _stranded_check([alert])
     assert not ok and "reached nobody" in text and "no campaign for a CRM task" in text
+
+
+class BatchingCrm(FakeCrm):
+    """A CrmWriter with ``create_tasks`` (as Salesforce's, 200 a call inside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.refuse: set[str] = set()
+
+    def create_tasks(self, tasks: list[AlertTask]) -> Any:
+        from adapters.salesforce.tasks import TaskBatch
+
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.batches.append(len(tasks))
+        batch = TaskBatch()
+        for task in tasks:
+            if task.alert_key in self.refuse:
+                batch.failed[task.alert_key] = ClientError(
+                    "Salesforce: REQUIRED_FIELD_MISSING: Due date", service="Salesforce", status=400
+                )
+            else:
+                self.tasks.append(task)
+                batch.created[task.alert_key] = f"00T{len(self.tasks):015d}"
+        return batch
+
+
+def test_crm_tasks_go_out_in_one_batch_and_failures_stay_per_alert(db: Store) -> None:
+    evaluations = [evaluation(f"campaign:701A{i:03d}", **CAMPAIGN) for i in range(420)]
+    evaluations.append(evaluation("category:growth"))  # no campaign: nothing to attach to
+    alert_log.record(db, evaluations, ("budget_threshold",), now=NOW)
+    crm = BatchingCrm()
+    crm.refuse = {alert_log.list_alerts(db, open_only=True)[5].firing_key}
+    report = deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW)
+    assert crm.batches == [421 - 1]  # one call to the writer; the category alert is skipped
+    assert report.delivered == {"crm": 419} and report.skipped == {"crm": 1}
+    assert len(report.failed["crm"]) == 1 and "REQUIRED_FIELD_MISSING" in report.failed["crm"][0]
+    # the refused one is retried next run, alone
+    crm.refuse = set()
+    again = deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW)
+    assert crm.batches == [420, 1] and again.delivered == {"crm": 1}
+
+
+def test_a_crm_down_for_the_whole_batch_leaves_every_alert_for_next_run(db: Store) -> None:
+    open_alerts(db, "campaign:701A", "campaign:701B")
+    crm = BatchingCrm()
+    crm.fail_with = RateLimited("Salesforce: REQUEST_LIMIT_EXCEEDED", service="Salesforce")
+    report = deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW)
+    assert report.delivered == {} and len(report.failed["crm"]) == 2
+    crm.fail_with = None
+    assert deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW).delivered == {"crm": 2}
 
 
 # ----- the generic webhook ------------------------------------------------------------------

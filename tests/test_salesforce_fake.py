@@ -40,6 +40,19 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"), parse_float=Decimal)
 
 
+INACTIVE_IN_FIXTURE = "005xx000001InactAAA"  # the user its INACTIVE_OWNER_OR_USER names
+
+
+def _collection_answer(code: str | None) -> dict[str, Any]:
+    """A per-record result of collections_create_mixed.json: a success, or the one with
+    error ``code``."""
+    for answer in fixture("collections_create_mixed.json"):
+        codes = [e["statusCode"] for e in answer["errors"]]
+        if (code is None and answer["success"]) or code in codes:
+            return answer
+    raise LookupError(code)
+
+
 def sf_time(value: datetime) -> str:
     """Salesforce's datetime form: ``2026-03-01T10:00:00.000+0000``."""
     utc = value.astimezone(UTC)
@@ -374,6 +387,9 @@ class FakeSalesforce:
     login_error: dict[str, Any] | None = None
     on_request: Callable[[str, str], None] | None = None  # (method, path), before answering
     task_statuses: tuple[tuple[str, bool], ...] = STANDARD_TASK_STATUSES
+    # Subject -> the errors its next collection create gets (once): a required custom
+    # field, a validation rule
+    refuse: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -595,6 +611,8 @@ class FakeSalesforce:
             return self._describe(match[1])
         if method == "PATCH" and rest == "composite/sobjects":
             return self._collection_update(body)
+        if method == "POST" and rest == "composite/sobjects":
+            return self._collection_create(body)
         match = re.fullmatch(r"tooling/sobjects/CustomField/?", rest)
         if method == "POST" and match:
             return self._create_field(body)
@@ -753,6 +771,39 @@ class FakeSalesforce:
             self.writes.append((rid, values))
             results.append({**template[0], "id": rid})
         return self._reply(200, results)
+
+    def _collection_create(self, body: dict[str, Any]) -> tuple[int, dict, str]:
+        """``POST composite/sobjects`` ("Create Records Using sObject Collections"): up to
+        200 records, one result each, in order."""
+        records = body.get("records", [])
+        if len(records) > 200:
+            return self._reply(
+                400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": "record limit reached"}]
+            )
+        assert body.get("allOrNone") is False
+        results = []
+        for record in records:
+            assert "id" not in record, "a create must not name an id"
+            sobject = record["attributes"]["type"]
+            values = {k: v for k, v in record.items() if k != "attributes"}
+            errors = self._refusal(sobject, values)
+            if errors:
+                results.append({"success": False, "errors": errors})
+                continue
+            results.append({**_collection_answer(None), "id": self.add(sobject, **values)})
+        return self._reply(200, results)
+
+    def _refusal(self, sobject: str, values: dict[str, Any]) -> list[dict[str, Any]] | None:
+        if sobject == "Task" and values.get("OwnerId") in self.inactive_users:
+            (error,) = _collection_answer("INACTIVE_OWNER_OR_USER")["errors"]
+            message = error["message"].replace(INACTIVE_IN_FIXTURE, values["OwnerId"])
+            return [{**error, "message": message}]
+        if values.get("Subject") in self.refuse:
+            return self.refuse.pop(values["Subject"])
+        bad = [k for k in values if not self.fields[sobject].get(k, {}).get("createable")]
+        if bad:
+            return [{"statusCode": "INVALID_FIELD", "message": f"No such column '{bad[0]}'"}]
+        return None
 
     def _create(self, sobject: str, body: dict[str, Any]) -> tuple[int, dict, str]:
         if sobject == "Lead" and not (body.get("LastName") and body.get("Company")):

@@ -9,7 +9,7 @@ from adapters.salesforce.client import SalesforceClient
 from adapters.salesforce.leads import LeadIntake
 from adapters.salesforce.records import SOURCE
 from adapters.salesforce.state import WritebackLedger
-from adapters.salesforce.tasks import TaskCreator
+from adapters.salesforce.tasks import TaskBatch, TaskCreator
 from adapters.salesforce.writeback import CampaignWriteBack
 
 
@@ -29,6 +29,10 @@ class SalesforceWriter:
 
     def create_task(self, task: AlertTask) -> str:
         return self.tasks.create(task)
+
+    def create_tasks(self, tasks: Sequence[AlertTask]) -> TaskBatch:
+        """Many alerts' tasks, 200 per call; each alert's outcome by its key."""
+        return self.tasks.create_many(tasks)
 
     def complete_task(self, task_id: str, note: str) -> str | None:
         return self.tasks.complete(task_id, note)
