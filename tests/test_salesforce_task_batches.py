@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import pytest
-import responses
 
 from adapters.base import AlertTask
 from adapters.http import ClientError, RateLimited
@@ -26,6 +24,7 @@ from tests.test_salesforce_fake import (
     NOW,
     FakeSalesforce,
     _collection_answer,
+    fake_orgs,
     fixture,
     sf_config,
 )
@@ -34,35 +33,12 @@ COLLECTION = r"composite/sobjects$"
 SINGLE_TASK = r"sobjects/Task/$"
 
 
-# The shared fake takes collection creates; the name says what these tests rely on.
-CollectionsOrg = FakeSalesforce
 INACTIVE = INACTIVE_IN_FIXTURE
 
 
-@contextmanager
-def collection_orgs() -> Iterator[Callable[..., CollectionsOrg]]:
-    """Like ``fake_orgs``, with orgs that take collection creates."""
-    mocks: list[responses.RequestsMock] = []
-
-    def make(**options: Any) -> CollectionsOrg:
-        rsps = responses.RequestsMock(assert_all_requests_are_fired=False)
-        rsps.start()
-        mocks.append(rsps)
-        org = CollectionsOrg(**options)
-        org.install(rsps)
-        return org
-
-    try:
-        yield make
-    finally:
-        for rsps in mocks:
-            rsps.stop()
-            rsps.reset()
-
-
 @pytest.fixture
-def fake() -> Iterator[Callable[..., CollectionsOrg]]:
-    with collection_orgs() as make:
+def fake() -> Iterator[Callable[..., FakeSalesforce]]:
+    with fake_orgs() as make:
         yield make
 
 
@@ -86,15 +62,15 @@ def alerts(campaigns: list[str], owner: str, count: int, prefix: str = "a") -> l
     ]
 
 
-def collection_posts(org: CollectionsOrg) -> list[list[dict[str, Any]]]:
+def collection_posts(org: FakeSalesforce) -> list[list[dict[str, Any]]]:
     return [call.body["records"] for call in org.calls("POST", COLLECTION)]
 
 
-def task_queries(org: CollectionsOrg) -> list[str]:
+def task_queries(org: FakeSalesforce) -> list[str]:
     return [q for q in org.queries() if "FROM Task " in q]
 
 
-def assert_one_task_each(org: CollectionsOrg, batch: list[AlertTask], ids: dict[str, str]):
+def assert_one_task_each(org: FakeSalesforce, batch: list[AlertTask], ids: dict[str, str]):
     tasks = org.objects["Task"]
     assert len(tasks) == len(batch) and len(set(ids.values())) == len(batch)
     for a in batch:
