@@ -458,6 +458,7 @@ def report(
 COMMAND_MODULES: tuple[str, ...] = (
     "sync.cli",
     "sync.demo_cli",
+    "sync.alerts_cli",  # before budget_cli: its doctor line comes first, as it always did
     "connector.budget_cli",
     "adapters.salesforce.cli",
     "adapters.ads_cli",
