@@ -654,14 +654,17 @@ def _by_rank(counts: Counter[str]) -> list[tuple[str, int]]:
 
 
 def _stranded_check(stranded: list[AlertRecord]) -> tuple[bool, str]:
+    """Open alerts nobody received: a finding when the CRM had no campaign to hang a task on
+    (the other channels would carry them), a failure when no channel took them at all."""
     first = stranded[0]
+    skipped_only = all(a.delivered_to for a in stranded)
     why = "no campaign for a CRM task" if first.delivered_to else "no channel has taken it"
-    return (
-        False,
+    text = (
         f"{len(stranded)} open alert(s) reached nobody (e.g. {first.rule} on {first.scope}: "
         f"{why}); set a Slack, e-mail or webhook channel in [alerts] (`crm-roi alerts run` "
-        "delivers them)",
+        "delivers them)"
     )
+    return (True, f"warning: {text}") if skipped_only else (False, text)
 
 
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:

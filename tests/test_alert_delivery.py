@@ -247,7 +247,13 @@ def test_no_campaign_no_task(db: Store) -> None:
     from connector.budget_cli import _stranded_check
 
     ok, text = _stranded_check([alert])
-    assert not ok and "reached nobody" in text and "no campaign for a CRM task" in text
+    assert ok and text.startswith("warning: 1 open alert(s) reached nobody")
+    assert "no campaign for a CRM task" in text
+    # an alert no channel took at all is a failure
+    open_alerts(db, "campaign:701Z")
+    unsent = [a for a in alert_log.list_alerts(db, open_only=True) if not a.delivered_to]
+    ok, text = _stranded_check(unsent)
+    assert not ok and "no channel has taken it" in text
 
 
 class BatchingCrm(FakeCrm):
