@@ -16,20 +16,12 @@ from typing import Any
 from adapters.base import CrmWriter, Source
 from connector.config import Config
 from connector.store import Store
+from connector.systems import SYSTEMS
 
-SOURCES: dict[str, str] = {
-    "salesforce": "adapters.salesforce:build_source",
-    "hubspot": "adapters.hubspot:build_source",
-    "zoho": "adapters.zoho:build_source",
-    "fxiaoke": "adapters.fxiaoke:build_source",
-    "google_ads": "adapters.google_ads:build_source",
-    "meta_ads": "adapters.meta_ads:build_source",
-    "linkedin_ads": "adapters.linkedin_ads:build_source",
-}
-WRITERS: dict[str, str] = {
-    "salesforce": "adapters.salesforce:build_writer",
-    "hubspot": "adapters.hubspot:build_writer",
-}
+# derived from the systems table: every system's adapter has ``build_source``, and those
+# that write to a CRM ``build_writer``
+SOURCES: dict[str, str] = {s.name: f"{s.adapter}:build_source" for s in SYSTEMS}
+WRITERS: dict[str, str] = {s.name: f"{s.adapter}:build_writer" for s in SYSTEMS if s.writes}
 
 
 class NotAvailable(RuntimeError):

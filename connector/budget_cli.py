@@ -1,6 +1,6 @@
 """``crm-roi budget``, ``crm-roi expenses`` and ``crm-roi alerts`` (DESIGN section 10).
 
-Registered into the CLI by :data:`connector.cli.COMMAND_MODULES`. ``alerts run``, which
+Registered into the CLI by :func:`connector.cli.command_modules`. ``alerts run``, which
 delivers through the channels of ``sync/``, lives in :mod:`sync.alerts_cli` and attaches
 itself to the ``alerts`` group here: the core imports nothing of the outside-system layers
 (DESIGN section 2).

@@ -8,6 +8,7 @@ what it does in a sentence and shows an example.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -33,6 +34,7 @@ from connector.config import (
 from connector.money import CurrencyError, MissingRateError
 from connector.periods import Period
 from connector.store import Store, StoreError
+from connector.systems import SYSTEMS
 
 log = logging.getLogger("crm_roi")
 
@@ -86,7 +88,7 @@ def hoist_config(args: list[str]) -> list[str]:
 
 class _Group(click.Group):
     """Turns the connector's own exceptions into the exit codes of the contract, and loads
-    the commands of :data:`COMMAND_MODULES` when first asked for a command (lazily, so
+    the commands of :func:`command_modules` when first asked for a command (lazily, so
     importing any of those modules first cannot hit a half-initialised import cycle)."""
 
     _plugins_loaded = False
@@ -455,20 +457,40 @@ def report(
 # ``register(cli: click.Group) -> None`` and may have ``doctor_checks(config) ->
 # Iterable[tuple[bool, str]]``. connector/ imports adapters/, sync/ and webhooks/ only here
 # and only when the CLI starts, keeping the core free of them (DESIGN section 2).
-COMMAND_MODULES: tuple[str, ...] = (
+CORE_COMMAND_MODULES: tuple[str, ...] = (
     "sync.cli",
     "sync.demo_cli",
     "sync.alerts_cli",  # before budget_cli: its doctor line comes first, as it always did
     "connector.budget_cli",
-    "adapters.salesforce.cli",
-    "adapters.ads_cli",
-    "webhooks.cli",
 )
+# then each adapter package's own ``cli`` module (setup-fields, its doctor checks), found
+# through the systems table, then the ad platforms' shared commands and the webhooks'
+SHARED_COMMAND_MODULES: tuple[str, ...] = ("adapters.ads_cli", "webhooks.cli")
+
+
+def adapter_command_modules() -> tuple[str, ...]:
+    """``<adapter package>.cli`` of every system in the table whose adapter is a package
+    (a single-module adapter or one not built yet has none); found without importing it."""
+    found = []
+    for system in SYSTEMS:
+        try:
+            spec = importlib.util.find_spec(system.adapter)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None and spec.submodule_search_locations is not None:
+            found.append(f"{system.adapter}.cli")
+    return tuple(found)
+
+
+def command_modules() -> tuple[str, ...]:
+    """The one table of command modules, in the order their commands and doctor lines
+    appear."""
+    return (*CORE_COMMAND_MODULES, *adapter_command_modules(), *SHARED_COMMAND_MODULES)
 
 
 def _command_modules() -> list[Any]:
     modules = []
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         try:
             modules.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

@@ -53,6 +53,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from connector import systems
 from connector.model import BUDGET_CATEGORIES, CHANNELS
 from connector.money import AmountError, entered_amount
 
@@ -110,8 +111,9 @@ AttributionModel = Literal[
 ]
 ATTRIBUTION_MODELS: tuple[str, ...] = get_args(AttributionModel)
 
-AdSource = Literal["google_ads", "meta_ads", "linkedin_ads"]
-WebhookCrm = Literal["salesforce", "hubspot", "zoho", "fxiaoke"]
+# the choices of ``ad_source`` and ``[webhooks] crm``, from the systems table
+AdSource = Literal[systems.names("ads")]  # type: ignore[valid-type]
+WebhookCrm = Literal[systems.names("crm")]  # type: ignore[valid-type]
 SalesforceAuth = Literal["client_credentials", "password", "jwt", "session"]
 
 # Active ISO-4217 codes (plus a few recently withdrawn ones that still appear in historical
@@ -1201,17 +1203,9 @@ class ServerSection(_Model):
 # The whole file
 
 
-_OUTSIDE_SYSTEMS: tuple[str, ...] = (
-    "salesforce",
-    "hubspot",
-    "zoho",
-    "fxiaoke",
-    "google_ads",
-    "meta_ads",
-    "linkedin_ads",
-)
-_CRMS: tuple[str, ...] = ("salesforce", "hubspot", "zoho", "fxiaoke")
-_AD_SOURCES: tuple[str, ...] = get_args(AdSource)
+_OUTSIDE_SYSTEMS: tuple[str, ...] = systems.names()
+_CRMS: tuple[str, ...] = systems.names("crm")
+_AD_SOURCES: tuple[str, ...] = systems.names("ads")
 
 
 def _duplicates(keys: Sequence[tuple[Any, ...]]) -> Iterator[tuple[int, int]]:

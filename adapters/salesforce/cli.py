@@ -1,6 +1,6 @@
 """``crm-roi setup-fields`` and the Salesforce part of ``crm-roi doctor``.
 
-Registered by :data:`connector.cli.COMMAND_MODULES`. ``connector.cli`` imports this module
+Registered by :func:`connector.cli.command_modules`. ``connector.cli`` imports this module
 while it is itself being imported, so nothing from it is imported at module level here.
 """
 
