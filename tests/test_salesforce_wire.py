@@ -19,10 +19,10 @@ from adapters.salesforce.fields import check_fields, field_specs
 from adapters.salesforce.org import Org
 from adapters.salesforce.records import channel_for
 from adapters.salesforce.records import lead as lead_record
-from adapters.salesforce.state import WritebackLedger
 from adapters.salesforce.streams import SoqlStream
 from adapters.salesforce.writeback import CampaignWriteBack
 from connector import model
+from connector.writeback_ledger import WritebackLedger
 from tests.test_salesforce_fake import FIXTURES, INSTANCE, fixture
 
 DATA = f"{INSTANCE}/services/data/v62.0"

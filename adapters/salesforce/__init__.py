@@ -9,7 +9,8 @@ The sync pipeline calls :func:`build_source` and :func:`build_writer`; the CLI's
 - :mod:`.client` makes REST calls through the shared HTTP behaviour, reads the limit header
   and stops at the configured quota share;
 - :mod:`.org`, :mod:`.records`, :mod:`.streams`, :mod:`.source` read the org incrementally;
-- :mod:`.writeback`, :mod:`.state` write the ROI fields, only what changed;
+- :mod:`.writeback` writes the ROI fields, only what changed, diffed against the store's
+  write-back ledger (:mod:`connector.writeback_ledger`, shared by every CRM);
 - :mod:`.tasks`, :mod:`.leads`, :mod:`.fields` do alerts, inbound leads and field setup.
 
 The API's gotchas and how each is handled are listed in ``BEHAVIOR.md`` next to this file.
@@ -29,11 +30,11 @@ from adapters.salesforce.org import Org
 from adapters.salesforce.org_meaning import CampaignMeaning, LeadLifecycle
 from adapters.salesforce.records import SOURCE
 from adapters.salesforce.source import SalesforceSource, SourceSettings
-from adapters.salesforce.state import WritebackLedger
 from adapters.salesforce.writer import SalesforceWriter
 from connector import model
 from connector.config import Config
 from connector.store import Store
+from connector.writeback_ledger import WritebackLedger
 
 __all__ = [
     "SOURCE",

@@ -47,8 +47,8 @@ from adapters.salesforce.client import (
     parse_datetime,
     soql_datetime,
 )
-from adapters.salesforce.state import LedgerRow, WritebackLedger
 from adapters.salesforce.writeback import BATCH, _errors_text
+from connector.writeback_ledger import LedgerRow, WritebackLedger
 
 log = logging.getLogger(__name__)
 

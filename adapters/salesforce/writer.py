@@ -8,9 +8,9 @@ from adapters.base import AlertTask, CampaignFields, InboundLead, LeadOutcome, W
 from adapters.salesforce.client import SalesforceClient
 from adapters.salesforce.leads import LeadIntake
 from adapters.salesforce.records import SOURCE
-from adapters.salesforce.state import WritebackLedger
 from adapters.salesforce.tasks import TaskBatch, TaskCreator
 from adapters.salesforce.writeback import CampaignWriteBack
+from connector.writeback_ledger import WritebackLedger
 
 
 class SalesforceWriter:

@@ -6,7 +6,8 @@ confirmed that record; what was sent but not confirmed stays in ``pending_values
 error and an attempt count, so the next run sends it again and nothing is lost or doubled.
 
 The table is keyed by ``(crm, record_id)`` and holds JSON, so it serves any CRM; values are
-kept in their canonical text form (``"50.00"``) so that comparing is exact.
+kept in their canonical text form (``"50.00"``) so that comparing is exact. It belongs to
+the store: CRM adapters call this interface and write no SQL of their own.
 """
 
 from __future__ import annotations
