@@ -1,6 +1,7 @@
 """The import direction of DESIGN section 2, held by walking every module's imports (``ast``,
 so imports inside functions count too): ``connector`` <- ``adapters`` <- ``sync``/``webhooks``,
-and no adapter imports another adapter (shared adapter infrastructure is not an adapter)."""
+no adapter imports another adapter (shared adapter infrastructure is not an adapter), and no
+adapter writes SQL: the store's interfaces do (the write-back ledger among them)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ def violations(module: str, imported: str) -> list[str]:
     found = []
     if other in LAYERS and LAYERS[other] > LAYERS[own]:
         found.append(f"{module} imports {imported}: {other}/ is above {own}/")
+    if own == "adapters" and imported.split(".")[0] == "sqlalchemy":
+        found.append(f"{module} imports {imported}: adapters write no SQL (use the store's API)")
+    if own == "adapters" and imported in ("connector.schema", "connector.schema.schema"):
+        found.append(f"{module} imports {imported}: adapters write no SQL (use the store's API)")
     mine, theirs = adapter_of(module), adapter_of(imported)
     if mine and theirs and mine != theirs:
         found.append(f"adapter {mine} imports adapter {theirs} ({imported})")
@@ -72,6 +77,8 @@ def test_no_module_imports_against_the_direction() -> None:
         ("connector.roi", "adapters.http", "adapters/ is above connector/"),
         ("adapters.meta_ads", "webhooks.fetch", "webhooks/ is above adapters/"),
         ("adapters.hubspot.source", "adapters.salesforce.client", "adapter hubspot imports"),
+        ("adapters.salesforce.state", "sqlalchemy", "adapters write no SQL"),
+        ("adapters.zoho.writer", "connector.schema", "adapters write no SQL"),
     ],
 )
 def test_the_walk_would_catch_a_back_import(module: str, imported: str, expected: str) -> None:
