@@ -29,7 +29,6 @@ from werkzeug.exceptions import HTTPException
 
 from connector.config import Config
 from connector.store import Store
-from webhooks import verify
 from webhooks.admin import admin_blueprint, health_blueprint
 from webhooks.intake import Intake, IntakeUnavailable
 from webhooks.providers import PROVIDERS
@@ -58,7 +57,6 @@ _KEPT_KEYS = tuple(
     for name in KEPT_HEADERS
 )
 _MAX_HEADER = 512
-_MAX_CHALLENGE = 256
 
 
 def resolve_secrets(config: Config) -> dict[str, str]:
@@ -73,6 +71,24 @@ def resolve_secrets(config: Config) -> dict[str, str]:
         if getattr(getattr(config, section), f"{key}_env"):
             secrets[name] = config.secret(section, key)
     return secrets
+
+
+def _handshake_secrets(config: Config, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The secret each provider's GET handshake checks: its signing secret, or one of its
+    own (Meta's verify token), when its ``*_env`` key names a variable."""
+    found: dict[str, str] = {}
+    for name, provider in PROVIDERS.items():
+        wanted = getattr(provider, "handshake_secret", None)
+        if wanted is None:
+            continue
+        if wanted == provider.secret:
+            if name in secrets:
+                found[name] = secrets[name]
+            continue
+        section, key = wanted
+        if getattr(getattr(config, section), f"{key}_env"):
+            found[name] = config.secret(section, key)
+    return found
 
 
 def admin_token(config: Config) -> str | None:
@@ -134,9 +150,7 @@ def create_app(
     (HubSpot's timestamp window).
     """
     secrets = dict(resolve_secrets(config) if secrets is None else secrets)
-    verify_token = (
-        config.secret("meta_ads", "verify_token") if config.meta_ads.verify_token_env else None
-    )
+    handshake_secrets = _handshake_secrets(config, secrets)
     public_url = config.webhooks.public_url
     if intake is None:
         intake = Intake(store).start()
@@ -154,36 +168,22 @@ def create_app(
     def http_error(exc: HTTPException) -> Any:
         return _refuse(exc.code or 400, exc.description or exc.name)
 
-    @app.get("/webhooks/meta")
-    def meta_handshake() -> Any:
-        if verify_token is None:
-            return _refuse(404, "Meta verification is off: set meta_ads.verify_token_env")
+    @app.get("/webhooks/<name>")
+    def handshake(name: str) -> Any:
+        provider = PROVIDERS.get(name)
+        if provider is None:
+            return _refuse(404, f"no webhook endpoint {name!r}; known: {', '.join(PROVIDERS)}")
+        answer_to = getattr(provider, "handshake", None)
+        if answer_to is None:
+            return _refuse(405, f"/webhooks/{name} takes POST only")
         try:
-            verify.check_meta_verify_token(
-                verify_token, request.args.get("hub.mode"), request.args.get("hub.verify_token")
-            )
+            answer = answer_to(request.args, handshake_secrets.get(name))
         except Rejected as exc:
-            log.info("meta handshake refused from %s: %s", request.remote_addr, exc.reason)
+            log.info("%s handshake refused from %s: %s", name, request.remote_addr, exc.reason)
             return _refuse(exc.status, exc.reason)
-        challenge = request.args.get("hub.challenge", "")
-        if not challenge or len(challenge) > _MAX_CHALLENGE or not challenge.isprintable():
-            return _refuse(400, "hub.challenge is missing or not a short printable value")
-        answer = Response(challenge, 200, mimetype="text/plain")
-        answer.headers["X-Content-Type-Options"] = "nosniff"
-        return answer
-
-    @app.get("/webhooks/linkedin")
-    def linkedin_handshake() -> Any:
-        secret = secrets.get("linkedin")
-        if secret is None:
-            return _refuse(404, "the linkedin webhook is off: set linkedin_ads.webhook_secret_env")
-        code = request.args.get("challengeCode", "")
-        try:
-            answer = verify.linkedin_challenge_response(secret, code)
-        except Rejected as exc:
-            log.info("linkedin handshake refused from %s: %s", request.remote_addr, exc.reason)
-            return _refuse(exc.status, exc.reason)
-        return jsonify(challengeCode=code, challengeResponse=answer)
+        response = Response(answer.body, 200, mimetype=answer.mimetype)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.post("/webhooks/<name>")
     def receive(name: str) -> Any:

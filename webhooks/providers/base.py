@@ -176,7 +176,20 @@ class ProcessContext:
     process_test_leads: bool = False
 
 
+@dataclass(frozen=True)
+class Handshake:
+    """The answer to a platform's subscription check (a GET on the endpoint)."""
+
+    body: str
+    mimetype: str
+
+
 class Provider(Protocol):
+    """One platform's whole wire format. A platform that checks an endpoint before it
+    subscribes it (Meta, LinkedIn) also has ``handshake_secret`` (config section, key) and
+    ``handshake(query, secret) -> Handshake``, raising :class:`Rejected`; the others answer a
+    GET with 405."""
+
     name: str  # the URL segment and the store's provider column
     secret: tuple[str, str]  # (config section, key) of the signing secret
 

@@ -40,7 +40,44 @@ from webhooks.providers.base import (
     parse_json,
     text_or_none,
 )
-from webhooks.verify import Rejected, check_generic
+from webhooks.verify import Rejected, hmac_sha256, require, same
+
+GENERIC_MAX_AGE_SECONDS = 300
+
+
+def generic_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-Signature-256`` of the generic endpoint: ``sha256=`` + hex HMAC-SHA256 of
+    ``"<timestamp>." + body`` (the scheme of the connector's own alert webhooks)."""
+    return "sha256=" + hmac_sha256(secret, timestamp.encode("ascii") + b"." + body).hex()
+
+
+def check_generic(
+    secret: str,
+    body: bytes,
+    header: str | None,
+    timestamp: str | None,
+    *,
+    now: float,
+    max_age: float = GENERIC_MAX_AGE_SECONDS,
+) -> None:
+    """The signature covers the timestamp and the body, and the timestamp must be recent: a
+    captured request cannot be sent again later, and its body (which holds the dedup key)
+    cannot be changed."""
+    given = require(header, "X-Signature-256").lower()
+    stamp = require(timestamp, "X-Webhook-Timestamp")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        raise Rejected(401, "X-Webhook-Timestamp must be Unix time in seconds")
+    if abs(now - int(stamp)) > max_age:
+        raise Rejected(
+            401,
+            f"X-Webhook-Timestamp is outside the {max_age:.0f} s window: sign each delivery "
+            "with the current time (and check the sender's clock)",
+        )
+    if not given.startswith("sha256="):
+        given = "sha256=" + given
+    if not same(generic_signature(secret, stamp, body), given):
+        raise Rejected(403, 'X-Signature-256 does not match "<X-Webhook-Timestamp>." + body')
+
 
 AD_SOURCES = ("google_ads", "meta_ads", "linkedin_ads")
 _FIELDS = ("first_name", "last_name", "company", "phone")

@@ -12,11 +12,14 @@ dedup key is the response URN plus the action.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from webhooks.providers.base import (
     Action,
+    Handshake,
     InboundRequest,
     Item,
     LeadData,
@@ -29,7 +32,36 @@ from webhooks.providers.base import (
     parse_json,
     text_or_none,
 )
-from webhooks.verify import Rejected, check_linkedin
+from webhooks.verify import Rejected, hmac_sha256, require, same
+
+# LinkedIn's challenge codes are UUIDs (its "Webhook validation" doc and every delivery seen).
+_LINKEDIN_CHALLENGE = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def linkedin_challenge_response(secret: str, challenge_code: str) -> str:
+    """``challengeResponse`` = hex HMAC-SHA256 of the challenge code with the client secret.
+
+    The endpoint signs what anyone sends it, under the same key as ``X-LI-Signature``, so it
+    signs only a UUID: a POST's signed message starts ``hmacsha256=``, which no UUID does,
+    and the answer can never be a valid signature of a body.
+    """
+    if not _LINKEDIN_CHALLENGE.fullmatch(challenge_code):
+        raise Rejected(400, "challengeCode must be a UUID, as LinkedIn sends it")
+    return hmac_sha256(secret, challenge_code.encode("ascii")).hex()
+
+
+def linkedin_signature(secret: str, body: bytes) -> str:
+    """``X-LI-Signature``: hex HMAC-SHA256 of ``"hmacsha256=" + raw body``."""
+    return hmac_sha256(secret, b"hmacsha256=" + body).hex()
+
+
+def check_linkedin(secret: str, body: bytes, header: str | None) -> None:
+    given = require(header, "X-LI-Signature")
+    # the header holds the bare hex digest; tolerate a "hmacsha256=" prefix
+    given = given.removeprefix("hmacsha256=").lower()
+    if not same(linkedin_signature(secret, body), given):
+        raise Rejected(403, "X-LI-Signature does not match the body")
+
 
 AD_SOURCE = "linkedin_ads"
 _URN_ID = re.compile(r"^urn:li:[A-Za-z]+:(.+)$")
@@ -69,6 +101,17 @@ def _notification(data: Any) -> tuple[str, str] | None:
 class Linkedin:
     name = "linkedin"
     secret = ("linkedin_ads", "webhook_secret")
+    handshake_secret = secret  # the challenge is signed with the client secret too
+
+    def handshake(self, query: Mapping[str, str], secret: str | None) -> Handshake:
+        """LinkedIn's validation: the challenge code signed with the client secret."""
+        if secret is None:
+            raise Rejected(404, "the linkedin webhook is off: set linkedin_ads.webhook_secret_env")
+        code = query.get("challengeCode", "")
+        answer = linkedin_challenge_response(secret, code)
+        return Handshake(
+            json.dumps({"challengeCode": code, "challengeResponse": answer}), "application/json"
+        )
 
     def verify(self, request: InboundRequest, secret: str) -> None:
         check_linkedin(secret, request.body, request.headers.get("X-LI-Signature"))

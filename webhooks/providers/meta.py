@@ -11,10 +11,12 @@ strings; ``ad_id``/``adgroup_id`` are 0 or missing for organic and test leads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from webhooks.providers.base import (
     Action,
+    Handshake,
     InboundRequest,
     Item,
     LeadData,
@@ -30,7 +32,28 @@ from webhooks.providers.base import (
     split_name,
     text_or_none,
 )
-from webhooks.verify import check_meta
+from webhooks.verify import Rejected, hmac_sha256, require, same
+
+
+def meta_signature(secret: str, body: bytes) -> str:
+    """``X-Hub-Signature-256`` as Meta sends it: ``sha256=`` + lowercase hex."""
+    return "sha256=" + hmac_sha256(secret, body).hex()
+
+
+def check_meta(secret: str, body: bytes, header: str | None) -> None:
+    """Meta signs the raw body (in its escaped-unicode form) with the app secret."""
+    given = require(header, "X-Hub-Signature-256")
+    if not same(meta_signature(secret, body), given.lower()):
+        raise Rejected(403, "X-Hub-Signature-256 does not match the body")
+
+
+def check_meta_verify_token(expected: str, mode: str | None, given: str | None) -> None:
+    """The subscription handshake: ``hub.mode=subscribe`` with the token typed into Meta."""
+    if mode != "subscribe":
+        raise Rejected(403, "hub.mode must be 'subscribe'")
+    if given is None or not same(expected, given):
+        raise Rejected(403, "hub.verify_token does not match")
+
 
 AD_SOURCE = "meta_ads"
 LEAD_FIELDS = ("created_time", "ad_id", "form_id", "campaign_id", "campaign_name", "field_data")
@@ -58,9 +81,23 @@ def _leadgen_changes(data: Any) -> list[tuple[dict[str, Any], dict[str, Any], st
     return found
 
 
+MAX_CHALLENGE = 256
+
+
 class Meta:
     name = "meta"
     secret = ("meta_ads", "app_secret")
+    handshake_secret = ("meta_ads", "verify_token")
+
+    def handshake(self, query: Mapping[str, str], secret: str | None) -> Handshake:
+        """Echo ``hub.challenge`` when ``hub.verify_token`` is the one typed into Meta."""
+        if secret is None:
+            raise Rejected(404, "Meta verification is off: set meta_ads.verify_token_env")
+        check_meta_verify_token(secret, query.get("hub.mode"), query.get("hub.verify_token"))
+        challenge = query.get("hub.challenge", "")
+        if not challenge or len(challenge) > MAX_CHALLENGE or not challenge.isprintable():
+            raise Rejected(400, "hub.challenge is missing or not a short printable value")
+        return Handshake(challenge, "text/plain")
 
     def verify(self, request: InboundRequest, secret: str) -> None:
         check_meta(secret, request.body, request.headers.get("X-Hub-Signature-256"))
