@@ -3,7 +3,7 @@
 The sync pipeline calls :func:`evaluate_alerts` after attribution (passing its
 :class:`~connector.roi.RoiEngine`, so costs are computed once and the health rules can run);
 ``crm-roi alerts run`` calls it on its own. Delivery is the push step's job
-(``sync.alert_delivery``), which reads what this recorded.
+(``sync.alerts.delivery``), which reads what this recorded.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``crm-roi budget``, ``crm-roi expenses`` and ``crm-roi alerts`` (DESIGN section 10).
 
 Registered into the CLI by :func:`connector.cli.command_modules`. ``alerts run``, which
-delivers through the channels of ``sync/``, lives in :mod:`sync.alerts_cli` and attaches
+delivers through the channels of ``sync/``, lives in :mod:`sync.alerts.cli` and attaches
 itself to the ``alerts`` group here: the core imports nothing of the outside-system layers
 (DESIGN section 2).
 """
@@ -669,7 +669,7 @@ def _stranded_check(stranded: list[AlertRecord]) -> tuple[bool, str]:
 
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:
     """Deliveries not failing, budgets pointing at real scopes (the channels themselves are
-    checked by :mod:`sync.alerts_cli`)."""
+    checked by :mod:`sync.alerts.cli`)."""
     checks: list[tuple[bool, str]] = []
     try:
         store = Store(config.connector.database_url)

@@ -460,7 +460,7 @@ def report(
 CORE_COMMAND_MODULES: tuple[str, ...] = (
     "sync.cli",
     "sync.demo_cli",
-    "sync.alerts_cli",  # before budget_cli: its doctor line comes first, as it always did
+    "sync.alerts.cli",  # before budget_cli: its doctor line comes first, as it always did
     "connector.budget_cli",
 )
 # then each adapter package's own ``cli`` module (setup-fields, its doctor checks), found

@@ -169,7 +169,7 @@ def writeback_step(ctx: SyncContext) -> None:
 
 def alert_delivery_step(ctx: SyncContext) -> None:
     """Deliver open alerts to every configured channel, once each; failures retry next run."""
-    from sync.alert_delivery import channels_from_config, deliver_alerts
+    from sync.alerts.delivery import channels_from_config, deliver_alerts
 
     channels, problems = channels_from_config(ctx.config, crm_writer=ctx.writer)
     ctx.push_failures.extend(problems)

@@ -25,15 +25,15 @@ from connector import alert_log
 from connector.alert_rules import Evaluation
 from connector.config import parse_config
 from connector.store import Store
-from sync import alert_channels
-from sync.alert_channels import (
+from sync.alerts import channels as alert_channels
+from sync.alerts.channels import (
     CrmTaskChannel,
     EmailChannel,
     SlackChannel,
     SmtpSettings,
     WebhookChannel,
 )
-from sync.alert_delivery import channels_from_config, deliver_alerts
+from sync.alerts.delivery import channels_from_config, deliver_alerts
 from tests.smtp_sink import SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"

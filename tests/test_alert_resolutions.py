@@ -18,8 +18,8 @@ from connector import alert_log
 from connector.budget_cli import doctor_checks
 from connector.config import parse_config
 from connector.store import Store
-from sync.alert_channels import CrmTaskChannel, WebhookChannel, delivery_id
-from sync.alert_delivery import deliver_alerts
+from sync.alerts.channels import CrmTaskChannel, WebhookChannel, delivery_id
+from sync.alerts.delivery import deliver_alerts
 from tests.smtp_sink import SmtpSink
 from tests.test_alert_delivery import (
     CAMPAIGN,

@@ -16,8 +16,8 @@ from connector.budget_cli import alerts, budget, doctor_checks, expenses
 from connector.cli import main, run
 from connector.config import load_config
 from connector.store import Store
-from sync.alerts_cli import alerts_run
-from sync.alerts_cli import doctor_checks as channel_checks
+from sync.alerts.cli import alerts_run
+from sync.alerts.cli import doctor_checks as channel_checks
 from tests.budget_world import ad_campaign, campaign, days, spend
 from tests.budget_world import budget as budget_record
 
@@ -275,7 +275,7 @@ def test_alerts_run_delivers_and_lists(
 def test_every_command_explains_itself_with_an_example() -> None:
     groups = [budget, expenses, alerts]
     commands = [*groups, *(c for g in groups for c in g.commands.values())]  # type: ignore[attr-defined]
-    if alerts_run not in commands:  # attached when the CLI loads sync.alerts_cli
+    if alerts_run not in commands:  # attached when the CLI loads sync.alerts.cli
         commands.append(alerts_run)
     for command in commands:
         help_text = command.help or ""

@@ -28,7 +28,7 @@ from connector import alert_log, failpoints
 from connector.alert_log import AlertRecord
 from connector.config import Config, ConfigError
 from connector.store import Store
-from sync.alert_channels import (
+from sync.alerts.channels import (
     Channel,
     CrmTaskChannel,
     DeliveryError,

@@ -12,7 +12,7 @@ from connector import alert_log, budget_format
 from connector.budget_cli import _AS_OF, _as_of, _config, alerts
 from connector.config import Config
 from connector.store import Store
-from sync.alert_delivery import channels_from_config, deliver_alerts
+from sync.alerts.delivery import channels_from_config, deliver_alerts
 from sync.pipeline import build_writer
 
 
