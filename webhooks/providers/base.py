@@ -160,14 +160,15 @@ class Skip:
 Action = LeadData | Skip
 
 
+MakeClient = Callable[..., Any]
+"""``make_client(service, base_url, **HttpClient options)``: an HTTP client with the bounds of
+a lead read (see :class:`webhooks.fetch.PlatformLeads`)."""
+
+
 class LeadFetcher(Protocol):
-    """Reads what a notification only refers to (Meta Graph, LinkedIn Lead Sync)."""
+    """Gives each provider its reader (``provider.reader(config, make_client)``), once."""
 
-    def meta_lead(self, leadgen_id: str) -> dict[str, Any]: ...
-
-    def linkedin_response(self, response_id: str) -> dict[str, Any]: ...
-
-    def linkedin_form(self, form_id: str) -> dict[str, Any]: ...
+    def of(self, provider: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ class Provider(Protocol):
     """One platform's whole wire format. A platform that checks an endpoint before it
     subscribes it (Meta, LinkedIn) also has ``handshake_secret`` (config section, key) and
     ``handshake(query, secret) -> Handshake``, raising :class:`Rejected`; the others answer a
-    GET with 405."""
+    GET with 405. A platform whose notifications only refer to the lead (Meta, LinkedIn) has
+    ``reader(config, make_client)``: what reads it, through :meth:`LeadFetcher.of`."""
 
     name: str  # the URL segment and the store's provider column
     secret: tuple[str, str]  # (config section, key) of the signing secret

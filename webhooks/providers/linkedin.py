@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
+from adapters import linkedin_ads
+from adapters.http import HttpError, StaticAuth
+from connector.config import Config
 from webhooks.providers.base import (
     Action,
     Handshake,
     InboundRequest,
     Item,
     LeadData,
+    MakeClient,
     PermanentError,
     ProcessContext,
     Skip,
@@ -135,14 +142,65 @@ class Linkedin:
         if action == "DELETED":
             # The CRM is the system of record: deleting its lead is the admin's policy call.
             return Skip(f"LinkedIn reports lead {response_id} deleted by the member")
-        response = context.fetcher.linkedin_response(response_id)
+        reader = context.fetcher.of(self)
+        response = reader.response(response_id)
         if response.get("testLead") is True and not context.process_test_leads:
             return Skip("test lead (testLead) from LinkedIn")
         form = form_id(
             response.get("versionedLeadGenFormUrn") or parse_json(body).get("leadGenForm")
         )
-        questions = context.fetcher.linkedin_form(form) if form else {}
+        questions = reader.form(form) if form else {}
         return lead_data(response_id, response, questions)
+
+    def reader(self, config: Config, make_client: MakeClient) -> LinkedinLeads:
+        return LinkedinLeads(config, make_client)
+
+
+FORM_TTL = 3600.0
+
+
+class LinkedinLeads:
+    """``GET /rest/leadFormResponses/{id}`` for the answers and ``GET /rest/leadForms/{formId}``
+    for what each question asks (``predefinedField``), with ``LinkedIn-Version`` and
+    ``X-Restli-Protocol-Version: 2.0.0``; forms are cached for an hour."""
+
+    def __init__(self, config: Config, make_client: MakeClient) -> None:
+        section = config.linkedin_ads
+        token = config.secret("linkedin_ads", "access_token")
+        self.client = make_client(
+            "LinkedIn Lead Sync",
+            section.base_url,
+            auth=StaticAuth({"Authorization": f"Bearer {token}"}),
+            headers={"LinkedIn-Version": section.api_version, "X-Restli-Protocol-Version": "2.0.0"},
+            classify=linkedin_ads.classify,
+        )
+        self._forms: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, path: str, what: str) -> dict[str, Any]:
+        try:
+            body = self.client.get_json(path)
+        except HttpError as exc:
+            raise linkedin_ads.explain(exc, what) from None
+        if not isinstance(body, dict):
+            raise HttpError(f"LinkedIn Lead Sync: {what}: not a JSON object", service="LinkedIn")
+        return body
+
+    def response(self, response_id: str) -> dict[str, Any]:
+        return self._get(
+            f"/rest/leadFormResponses/{quote(response_id, safe='')}",
+            f"lead form response {response_id}",
+        )
+
+    def form(self, form_id: str) -> dict[str, Any]:
+        with self._lock:
+            cached = self._forms.get(form_id)
+        if cached is not None and time.monotonic() - cached[0] < FORM_TTL:
+            return cached[1]
+        form = self._get(f"/rest/leadForms/{quote(form_id, safe='')}", f"lead form {form_id}")
+        with self._lock:
+            self._forms[form_id] = (time.monotonic(), form)
+        return form
 
 
 def _fields(form: dict[str, Any]) -> dict[str, str]:

@@ -11,15 +11,23 @@ strings; ``ad_id``/``adgroup_id`` are 0 or missing for organic and test leads.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
+from adapters import meta_ads
+from adapters.http import HttpError
+from adapters.http import parse_json as parse_http_json
+from connector.config import Config
 from webhooks.providers.base import (
     Action,
     Handshake,
     InboundRequest,
     Item,
     LeadData,
+    MakeClient,
     PermanentError,
     ProcessContext,
     dumps,
@@ -56,6 +64,7 @@ def check_meta_verify_token(expected: str, mode: str | None, given: str | None) 
 
 
 AD_SOURCE = "meta_ads"
+LEAD_READ = "created_time,ad_id,form_id,campaign_id,campaign_name,field_data,platform"
 LEAD_FIELDS = ("created_time", "ad_id", "form_id", "campaign_id", "campaign_name", "field_data")
 _EMAIL = ("email", "work_email")
 _PHONE = ("phone_number", "work_phone_number", "phone")
@@ -125,8 +134,43 @@ class Meta:
         value = next((c["value"] for _, c, key in changes if key == dedup), None)
         if value is None:
             raise PermanentError(f"stored Meta notification has no leadgen_id {dedup}")
-        lead = context.fetcher.meta_lead(dedup)
+        lead = context.fetcher.of(self).lead(dedup)
         return lead_data(dedup, value, lead)
+
+    def reader(self, config: Config, make_client: MakeClient) -> MetaLeads:
+        return MetaLeads(config, make_client)
+
+
+class MetaLeads:
+    """``GET /{api_version}/{leadgen_id}?fields=...&access_token=...&appsecret_proof=...``
+    (``appsecret_proof`` = hex HMAC-SHA256 of the token under the app secret, as the
+    facebook-business SDK sends it), answered ``{"id", "created_time", "campaign_id",
+    "field_data": [{"name", "values": [...]}]}``; errors are Meta's ``{"error": {...}}``
+    envelope, classified by the Meta adapter's rules."""
+
+    def __init__(self, config: Config, make_client: MakeClient) -> None:
+        token = config.secret("meta_ads", "access_token")
+        self.auth = {"access_token": token}
+        if config.meta_ads.app_secret_env:
+            secret = config.secret("meta_ads", "app_secret")
+            self.auth["appsecret_proof"] = hmac.new(
+                secret.encode(), token.encode(), hashlib.sha256
+            ).hexdigest()
+        self.version = config.meta_ads.api_version
+        self.client = make_client(
+            "Meta Graph API", config.meta_ads.base_url, classify=meta_ads.classify
+        )
+
+    def lead(self, leadgen_id: str) -> dict[str, Any]:
+        path = f"/{self.version}/{quote(leadgen_id, safe='')}"
+        try:
+            response = self.client.request("GET", path, params={"fields": LEAD_READ, **self.auth})
+        except HttpError as exc:
+            raise meta_ads.explain(exc, f"lead {leadgen_id}") from None
+        body = parse_http_json(response)
+        if not isinstance(body, dict):
+            raise HttpError(f"Meta Graph API: lead {leadgen_id}: not a JSON object", service="Meta")
+        return body
 
 
 def _answers(lead: dict[str, Any]) -> dict[str, str]:
