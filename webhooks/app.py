@@ -37,20 +37,14 @@ from webhooks.verify import Rejected
 
 log = logging.getLogger(__name__)
 
-# The headers kept with an event: enough to re-check it and to trace a delivery.
+# The headers kept with an event: enough to re-check it and to trace a delivery (each
+# provider names its own).
 KEPT_HEADERS = (
     "Content-Type",
     "User-Agent",
     "X-Forwarded-For",
     "X-Request-Id",
-    "X-Hub-Signature-256",
-    "X-LI-Signature",
-    "X-HubSpot-Signature-v3",
-    "X-HubSpot-Request-Timestamp",
-    "X-Signature-256",
-    "X-Webhook-Timestamp",
-    "X-Webhook-Id",
-    "Idempotency-Key",
+    *dict.fromkeys(h for p in PROVIDERS.values() for h in p.headers),
 )
 _KEPT_KEYS = tuple(
     (name, "CONTENT_TYPE" if name == "Content-Type" else "HTTP_" + name.upper().replace("-", "_"))

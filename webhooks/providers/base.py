@@ -194,6 +194,7 @@ class Provider(Protocol):
 
     name: str  # the URL segment and the store's provider column
     secret: tuple[str, str]  # (config section, key) of the signing secret
+    headers: tuple[str, ...]  # its headers kept with each event (to re-check and trace it)
 
     def verify(self, request: InboundRequest, secret: str) -> None: ...
 

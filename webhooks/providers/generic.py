@@ -108,6 +108,7 @@ def _lead_body(data: Any) -> dict[str, Any]:
 
 class Generic:
     name = "generic"
+    headers = ("X-Signature-256", "X-Webhook-Timestamp", "X-Webhook-Id", "Idempotency-Key")
     secret = ("webhooks", "generic_secret")
 
     def verify(self, request: InboundRequest, secret: str) -> None:

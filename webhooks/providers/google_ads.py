@@ -48,6 +48,7 @@ _PHONE = ("PHONE_NUMBER", "WORK_PHONE")
 
 class GoogleAds:
     name = "google-ads"
+    headers: tuple[str, ...] = ()  # the key is in the body
     secret = ("google_ads", "webhook_key")
 
     def verify(self, request: InboundRequest, secret: str) -> None:

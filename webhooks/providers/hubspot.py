@@ -84,6 +84,7 @@ def check_hubspot_v3(
 
 class Hubspot:
     name = "hubspot"
+    headers = ("X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp")
     secret = ("webhooks", "hubspot_client_secret")
 
     def verify(self, request: InboundRequest, secret: str) -> None:

@@ -107,6 +107,7 @@ def _notification(data: Any) -> tuple[str, str] | None:
 
 class Linkedin:
     name = "linkedin"
+    headers = ("X-LI-Signature",)
     secret = ("linkedin_ads", "webhook_secret")
     handshake_secret = secret  # the challenge is signed with the client secret too
 

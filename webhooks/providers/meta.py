@@ -95,6 +95,7 @@ MAX_CHALLENGE = 256
 
 class Meta:
     name = "meta"
+    headers = ("X-Hub-Signature-256",)  # kept with each event
     secret = ("meta_ads", "app_secret")
     handshake_secret = ("meta_ads", "verify_token")
 
