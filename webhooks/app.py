@@ -164,60 +164,78 @@ def create_app(
 
     @app.get("/webhooks/<name>")
     def handshake(name: str) -> Any:
-        provider = PROVIDERS.get(name)
-        if provider is None:
-            return _refuse(404, f"no webhook endpoint {name!r}; known: {', '.join(PROVIDERS)}")
-        answer_to = getattr(provider, "handshake", None)
-        if answer_to is None:
-            return _refuse(405, f"/webhooks/{name} takes POST only")
-        try:
-            answer = answer_to(request.args, handshake_secrets.get(name))
-        except Rejected as exc:
-            log.info("%s handshake refused from %s: %s", name, request.remote_addr, exc.reason)
-            return _refuse(exc.status, exc.reason)
-        response = Response(answer.body, 200, mimetype=answer.mimetype)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return _answer_handshake(name, handshake_secrets.get(name))
 
     @app.post("/webhooks/<name>")
     def receive(name: str) -> Any:
-        provider = PROVIDERS.get(name)
-        if provider is None:
-            return _refuse(404, f"no webhook endpoint {name!r}; known: {', '.join(PROVIDERS)}")
-        secret = secrets.get(name)
-        if secret is None:
-            section, key = provider.secret
-            return _refuse(404, f"the {name} webhook is off: set {section}.{key}_env")
-        req = request._get_current_object()  # type: ignore[attr-defined]  # the proxy, once
-        body = req.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
-        environ = req.environ
-        inbound = InboundRequest(
-            method=req.method,
-            body=body,
-            headers=req.headers,
-            now=clock(),
-            uri_of=lambda: _uri(public_url, environ),
+        return _receive(
+            name, secrets.get(name), intake, lambda req: _inbound(req, clock, public_url)
         )
-        try:
-            provider.verify(inbound, secret)
-        except Rejected as exc:
-            log.info("%s webhook refused from %s: %s", name, req.remote_addr, exc.reason)
-            return _refuse(exc.status, exc.reason)
-        try:
-            items = provider.items(inbound)
-        except Rejected as exc:
-            log.info("%s webhook body refused: %s", name, exc.reason)
-            return _refuse(exc.status, exc.reason)
-        try:
-            stored = intake.store_items(name, items, _kept(environ))
-        except IntakeUnavailable as exc:
-            response, status = _refuse(503, str(exc))
-            response.headers["Retry-After"] = "30"
-            return response, status
-        log.debug(
-            "%s webhook: %d stored, %d already there", name, stored.created, stored.duplicates
-        )
-        answer = {"stored": stored.created, "duplicates": stored.duplicates, "ignored": not items}
-        return Response(json.dumps(answer), 200, mimetype="application/json")
 
     return app
+
+
+def _answer_handshake(name: str, secret: str | None) -> Any:
+    """A platform's subscription check (GET), answered by its provider."""
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        return _refuse(404, f"no webhook endpoint {name!r}; known: {', '.join(PROVIDERS)}")
+    answer_to = getattr(provider, "handshake", None)
+    if answer_to is None:
+        return _refuse(405, f"/webhooks/{name} takes POST only")
+    try:
+        answer = answer_to(request.args, secret)
+    except Rejected as exc:
+        log.info("%s handshake refused from %s: %s", name, request.remote_addr, exc.reason)
+        return _refuse(exc.status, exc.reason)
+    response = Response(answer.body, 200, mimetype=answer.mimetype)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _inbound(req: Any, clock: Callable[[], float], public_url: str) -> InboundRequest:
+    body = req.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
+    environ = req.environ
+    return InboundRequest(
+        method=req.method,
+        body=body,
+        headers=req.headers,
+        now=clock(),
+        uri_of=lambda: _uri(public_url, environ),
+    )
+
+
+def _receive(
+    name: str,
+    secret: str | None,
+    intake: Intake,
+    inbound_of: Callable[[Any], InboundRequest],
+) -> Any:
+    """A delivery (POST): verified, split into items, stored durably, then answered."""
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        return _refuse(404, f"no webhook endpoint {name!r}; known: {', '.join(PROVIDERS)}")
+    if secret is None:
+        section, key = provider.secret
+        return _refuse(404, f"the {name} webhook is off: set {section}.{key}_env")
+    req = request._get_current_object()  # type: ignore[attr-defined]  # the proxy, once
+    inbound = inbound_of(req)
+    try:
+        provider.verify(inbound, secret)
+    except Rejected as exc:
+        log.info("%s webhook refused from %s: %s", name, req.remote_addr, exc.reason)
+        return _refuse(exc.status, exc.reason)
+    try:
+        items = provider.items(inbound)
+    except Rejected as exc:
+        log.info("%s webhook body refused: %s", name, exc.reason)
+        return _refuse(exc.status, exc.reason)
+    try:
+        stored = intake.store_items(name, items, _kept(req.environ))
+    except IntakeUnavailable as exc:
+        response, status = _refuse(503, str(exc))
+        response.headers["Retry-After"] = "30"
+        return response, status
+    log.debug("%s webhook: %d stored, %d already there", name, stored.created, stored.duplicates)
+    answer = {"stored": stored.created, "duplicates": stored.duplicates, "ignored": not items}
+    return Response(json.dumps(answer), 200, mimetype="application/json")
