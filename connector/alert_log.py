@@ -24,7 +24,7 @@ nobody is told that something they never heard of is over). It is recorded as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -134,7 +134,6 @@ def record(
     now: datetime,
 ) -> RecordOutcome:
     """Apply one run's evaluations (of ``rules``) to the alerts table, in one transaction."""
-    t = schema.alerts
     evaluations = list(evaluations)
     evaluated = {e.dedup_key: e for e in evaluations}
     met = {key: e for key, e in evaluated.items() if e.met}
@@ -142,86 +141,125 @@ def record(
     with store.begin() as conn:
         rows = _load(conn, rules, list(met))
         crossing = [e for key, e in met.items() if key not in rows or rows[key].state == RESOLVED]
-        crossing_keys = {e.dedup_key for e in crossing}
-        # The highest rank per group among what is open already and what crosses now.
-        best: dict[str, tuple[Any, ...]] = {}
-        for key, e in met.items():
-            if e.group is None or (key not in crossing_keys and rows[key].state != OPEN):
-                continue
-            if e.group not in best or e.rank > best[e.group]:
-                best[e.group] = e.rank
-        inserts: list[dict[str, Any]] = []
-        reopens: list[dict[str, Any]] = []
-        for e in crossing:
-            fires = e.group is None or e.rank >= best[e.group]
-            state = OPEN if fires else PASSED
-            (outcome.fired if fires else outcome.passed).append(e.dedup_key)
-            row = rows.get(e.dedup_key)
-            values = {
-                "rule": e.rule,
-                "scope": e.scope,
-                "period": e.period,
-                "threshold": e.threshold,
-                "severity": e.severity,
-                "message": e.message,
-                "state": state,
-                "value": e.value,
-                "opened_at": now,
-                "resolved_at": None,
-                "details": dict(e.details),
-                "delivered_to": {},
-                "delivery_errors": {},
-                "crm_task_id": None,
-            }
-            if row is None:
-                event = _event(now, "opened" if fires else "passed", value=_text(e.value))
-                inserts.append(
-                    {"dedup_key": e.dedup_key, "history": [event], "firings": 1, **values}
-                )
-            else:
-                event = _event(
-                    now,
-                    "reopened" if fires else "passed",
-                    value=_text(e.value),
-                    previous_deliveries=row.delivered_to or None,
-                )
-                values.update(history=[*row.history, event], firings=row.firings + 1)
-                reopens.append({"_id": row.id, **{f"_{k}": v for k, v in values.items()}})
+        best = _best_ranks(met, rows, {e.dedup_key for e in crossing})
+        inserts, reopens = _crossings(crossing, rows, best, outcome, now)
         refreshed = [
             {"_id": rows[key].id, "_value": e.value, "_details": dict(e.details)}
             for key, e in met.items()
             if key in rows and rows[key].state in _ACTIVE and e.value != rows[key].value
         ]
-        resolutions: list[dict[str, Any]] = []
-        for key, row in rows.items():
-            if row.state not in _ACTIVE or key in met:
-                continue
-            why = "condition cleared" if key in evaluated else "no longer evaluated"
-            value = evaluated[key].value if key in evaluated else row.value
-            outcome.resolved.append(key)
-            event = _event(now, "resolved", note=why, value=_text(value))
-            resolutions.append(
-                {
-                    "_id": row.id,
-                    "_state": RESOLVED,
-                    "_resolved_at": now,
-                    "_value": value,
-                    "_history": [*row.history, event],
-                }
-            )
-        # executemany per kind of change: one statement whatever the number of alerts
-        if inserts:
-            conn.execute(t.insert(), inserts)
-        for batch in (reopens, refreshed, resolutions):
-            if batch:
-                columns = [k[1:] for k in batch[0] if k != "_id"]
-                stmt = (
-                    update(t)
-                    .where(t.c.id == bindparam("_id"))
-                    .values({c: bindparam(f"_{c}") for c in columns})
-                )
-                conn.execute(stmt, batch)
+        resolutions = _resolutions(rows, met, evaluated, outcome, now)
+        _write(conn, inserts, [reopens, refreshed, resolutions])
     return outcome
+
+
+def _best_ranks(
+    met: Mapping[str, Evaluation], rows: Mapping[str, Any], crossing_keys: set[str]
+) -> dict[str, tuple[Any, ...]]:
+    """The highest rank per group among what is open already and what crosses now."""
+    best: dict[str, tuple[Any, ...]] = {}
+    for key, e in met.items():
+        if e.group is None or (key not in crossing_keys and rows[key].state != OPEN):
+            continue
+        if e.group not in best or e.rank > best[e.group]:
+            best[e.group] = e.rank
+    return best
+
+
+def _crossings(
+    crossing: Sequence[Evaluation],
+    rows: Mapping[str, Any],
+    best: Mapping[str, tuple[Any, ...]],
+    outcome: RecordOutcome,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """New alerts to insert and resolved ones to reopen; the highest of a group fires, the
+    ones it passed are recorded as passed."""
+    inserts: list[dict[str, Any]] = []
+    reopens: list[dict[str, Any]] = []
+    for e in crossing:
+        fires = e.group is None or e.rank >= best[e.group]
+        (outcome.fired if fires else outcome.passed).append(e.dedup_key)
+        values = _fresh_values(e, OPEN if fires else PASSED, now)
+        row = rows.get(e.dedup_key)
+        if row is None:
+            event = _event(now, "opened" if fires else "passed", value=_text(e.value))
+            inserts.append({"dedup_key": e.dedup_key, "history": [event], "firings": 1, **values})
+        else:
+            event = _event(
+                now,
+                "reopened" if fires else "passed",
+                value=_text(e.value),
+                previous_deliveries=row.delivered_to or None,
+            )
+            values.update(history=[*row.history, event], firings=row.firings + 1)
+            reopens.append({"_id": row.id, **{f"_{k}": v for k, v in values.items()}})
+    return inserts, reopens
+
+
+def _fresh_values(e: Evaluation, state: str, now: datetime) -> dict[str, Any]:
+    return {
+        "rule": e.rule,
+        "scope": e.scope,
+        "period": e.period,
+        "threshold": e.threshold,
+        "severity": e.severity,
+        "message": e.message,
+        "state": state,
+        "value": e.value,
+        "opened_at": now,
+        "resolved_at": None,
+        "details": dict(e.details),
+        "delivered_to": {},
+        "delivery_errors": {},
+        "crm_task_id": None,
+    }
+
+
+def _resolutions(
+    rows: Mapping[str, Any],
+    met: Mapping[str, Evaluation],
+    evaluated: Mapping[str, Evaluation],
+    outcome: RecordOutcome,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Active alerts whose condition cleared, or that were not evaluated any more."""
+    resolutions: list[dict[str, Any]] = []
+    for key, row in rows.items():
+        if row.state not in _ACTIVE or key in met:
+            continue
+        why = "condition cleared" if key in evaluated else "no longer evaluated"
+        value = evaluated[key].value if key in evaluated else row.value
+        outcome.resolved.append(key)
+        event = _event(now, "resolved", note=why, value=_text(value))
+        resolutions.append(
+            {
+                "_id": row.id,
+                "_state": RESOLVED,
+                "_resolved_at": now,
+                "_value": value,
+                "_history": [*row.history, event],
+            }
+        )
+    return resolutions
+
+
+def _write(
+    conn: Connection, inserts: list[dict[str, Any]], updates: list[list[dict[str, Any]]]
+) -> None:
+    """executemany per kind of change: one statement whatever the number of alerts."""
+    t = schema.alerts
+    if inserts:
+        conn.execute(t.insert(), inserts)
+    for batch in updates:
+        if batch:
+            columns = [k[1:] for k in batch[0] if k != "_id"]
+            stmt = (
+                update(t)
+                .where(t.c.id == bindparam("_id"))
+                .values({c: bindparam(f"_{c}") for c in columns})
+            )
+            conn.execute(stmt, batch)
 
 
 def list_alerts(store: Store, *, open_only: bool = False) -> list[AlertRecord]:
