@@ -355,98 +355,127 @@ class HttpClient:
         if self.secret_path:
             _URLLIB3_REDACTION.hide_path(urlsplit(url).path)
         shown = f"{method} {'***' if self.secret_path else redact_url(urlsplit(url).path)}"
+        send = dict(params=params, json=json_body, data=data)
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
-            request_headers = dict(headers or {})
-            if self.auth is not None:
-                request_headers.update(self.auth.headers())
-            self.stats.calls += 1
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    data=data,
-                    headers=request_headers,
-                    timeout=self.timeout,
-                )
+                response = self._send(method, url, headers, send)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                safe_to_repeat = idempotent or isinstance(exc, requests.ConnectTimeout)
-                if attempt < self.max_attempts and safe_to_repeat:
-                    self._wait(attempt, None, f"{shown}: {type(exc).__name__}")
-                    continue
-                raise TransportError(
-                    f"{self.service}: {shown} failed after {attempt} attempt(s): "
-                    f"{type(exc).__name__} (check the network and the base URL "
-                    f"{redact_url(self.base_url)})",
-                    service=self.service,
-                ) from None
-            self.stats.by_status[response.status_code] = (
-                self.stats.by_status.get(response.status_code, 0) + 1
-            )
-            for hook in self.on_response:
-                hook(response)
-            decision = self._decide(response)
-            log.debug("%s %s -> %s (%s)", self.service, shown, response.status_code, decision.value)
+                self._after_transport_error(exc, attempt, idempotent, shown)
+                continue
+            decision = self._observe(response, shown)
             if decision is Decision.OK:
                 return response
-            detail = error_text(response)
-            status = response.status_code
             if decision is Decision.REFRESH_AUTH and self.auth is not None and not refreshed:
                 refreshed = True
-                log.info("%s: credentials expired (%s), refreshing once", self.service, status)
+                log.info(
+                    "%s: credentials expired (%s), refreshing once",
+                    self.service,
+                    response.status_code,
+                )
                 self.auth.refresh()
                 attempt -= 1  # a refresh is not a failed attempt
                 continue
-            if decision is Decision.REFRESH_AUTH or (
-                decision is Decision.FAIL and status in (401, 403)
-            ):
-                raise AuthError(
-                    f"{self.service}: {shown} was refused ({status} {detail}); check the "
-                    "credentials and the API user's permissions",
-                    service=self.service,
-                    status=status,
-                    response=response,
-                )
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            if wait is None and self.retry_after is not None:
-                wait = self.retry_after(response)
-            if decision is Decision.RATE_LIMITED or (
-                decision is Decision.RETRY and wait is not None and wait > self.max_wait
-            ):
-                raise RateLimited(
-                    f"{self.service}: rate limit reached on {shown} ({status} {detail})"
-                    + (f"; retry after {wait:.0f} s" if wait is not None else ""),
-                    retry_after=wait,
-                    service=self.service,
-                    status=status,
-                    response=response,
-                )
-            retryable_post = status in (429, 503)
+            wait = self._refusal_or_wait(response, decision, shown)
+            retryable_post = response.status_code in (429, 503)
             if (
                 decision is Decision.RETRY
                 and attempt < self.max_attempts
                 and (idempotent or retryable_post)
             ):
-                self._wait(attempt, wait, f"{shown} -> {status}")
+                self._wait(attempt, wait, f"{shown} -> {response.status_code}")
                 continue
-            error_type: type[HttpError]
-            if status == 429:
-                error_type = RateLimited
-            elif status >= 500:
-                error_type = ServerError
-            else:
-                error_type = ClientError
-            raise error_type(
-                f"{self.service}: {shown} failed with {status}: {detail}"
-                + (f" (after {attempt} attempts)" if attempt > 1 else ""),
+            raise self._final_error(response, attempt, shown)
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str] | None, send: dict[str, Any]
+    ) -> requests.Response:
+        request_headers = dict(headers or {})
+        if self.auth is not None:
+            request_headers.update(self.auth.headers())
+        self.stats.calls += 1
+        return self.session.request(
+            method, url, headers=request_headers, timeout=self.timeout, **send
+        )
+
+    def _after_transport_error(
+        self, exc: Exception, attempt: int, idempotent: bool, shown: str
+    ) -> None:
+        """Wait before the next attempt, or raise: a request that may have reached the
+        server is repeated only when repeating it is harmless."""
+        safe_to_repeat = idempotent or isinstance(exc, requests.ConnectTimeout)
+        if attempt < self.max_attempts and safe_to_repeat:
+            self._wait(attempt, None, f"{shown}: {type(exc).__name__}")
+            return
+        raise TransportError(
+            f"{self.service}: {shown} failed after {attempt} attempt(s): "
+            f"{type(exc).__name__} (check the network and the base URL "
+            f"{redact_url(self.base_url)})",
+            service=self.service,
+        ) from None
+
+    def _observe(self, response: requests.Response, shown: str) -> Decision:
+        """Count the answer, let the hooks read it (usage headers), classify it."""
+        self.stats.by_status[response.status_code] = (
+            self.stats.by_status.get(response.status_code, 0) + 1
+        )
+        for hook in self.on_response:
+            hook(response)
+        decision = self._decide(response)
+        log.debug("%s %s -> %s (%s)", self.service, shown, response.status_code, decision.value)
+        return decision
+
+    def _refusal_or_wait(
+        self, response: requests.Response, decision: Decision, shown: str
+    ) -> float | None:
+        """Raise when the answer ends the call (credentials refused, a rate limit longer
+        than we wait); else the seconds the server asked us to wait, if it did."""
+        detail = error_text(response)
+        status = response.status_code
+        if decision is Decision.REFRESH_AUTH or (
+            decision is Decision.FAIL and status in (401, 403)
+        ):
+            raise AuthError(
+                f"{self.service}: {shown} was refused ({status} {detail}); check the "
+                "credentials and the API user's permissions",
                 service=self.service,
                 status=status,
                 response=response,
             )
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        if wait is None and self.retry_after is not None:
+            wait = self.retry_after(response)
+        if decision is Decision.RATE_LIMITED or (
+            decision is Decision.RETRY and wait is not None and wait > self.max_wait
+        ):
+            raise RateLimited(
+                f"{self.service}: rate limit reached on {shown} ({status} {detail})"
+                + (f"; retry after {wait:.0f} s" if wait is not None else ""),
+                retry_after=wait,
+                service=self.service,
+                status=status,
+                response=response,
+            )
+        return wait
+
+    def _final_error(self, response: requests.Response, attempt: int, shown: str) -> HttpError:
+        status = response.status_code
+        error_type: type[HttpError]
+        if status == 429:
+            error_type = RateLimited
+        elif status >= 500:
+            error_type = ServerError
+        else:
+            error_type = ClientError
+        return error_type(
+            f"{self.service}: {shown} failed with {status}: {error_text(response)}"
+            + (f" (after {attempt} attempts)" if attempt > 1 else ""),
+            service=self.service,
+            status=status,
+            response=response,
+        )
 
     def _wait(self, attempt: int, retry_after: float | None, why: str) -> None:
         delay = retry_after if retry_after is not None else self._backoff(attempt)
