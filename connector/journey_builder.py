@@ -108,11 +108,47 @@ def build(
     campaign_index = {(c.source, c.external_id): i for i, c in enumerate(campaigns)}
     channels = model.CHANNELS
     channel_index = {name: i for i, name in enumerate(channels)}
-    campaign_channel = [channel_index.get(c.channel, channel_index["other"]) for c in campaigns]
+    campaign_channel = np.asarray(
+        [channel_index.get(c.channel, channel_index["other"]) for c in campaigns], dtype=np.int16
+    )
     people = People(data.persons)
+    touches = _touches_by_person(data, people, campaign_index, responded_only)
+    opportunities = sorted(data.opportunities, key=lambda o: (o.source, o.external_id))
+    journeys, opp_persons, won_roots = _journeys(
+        opportunities,
+        _opportunity_people(data),
+        touches,
+        people,
+        campaign_channel,
+        as_of=as_of,
+        tz=tz,
+        lookback=timedelta(days=lookback_days),
+        n_campaigns=len(campaigns),
+        n_channels=len(channels),
+    )
+    return AttributionInput(
+        journeys=journeys,
+        nonconverting=_nonconverting(touches, won_roots, as_of, campaign_channel),
+        campaigns=campaigns,
+        channels=channels,
+        opportunities=opportunities,
+        opp_persons=opp_persons,
+        people=people,
+        first_touch=_first_touches(touches),
+    )
 
-    # touches per person: (occurred_at, touch id, campaign index)
-    touches: dict[PersonKey, list[tuple[datetime, str, int]]] = defaultdict(list)
+
+Touch = tuple[datetime, str, int]  # (occurred_at, touch id, campaign index)
+
+
+def _touches_by_person(
+    data: Dataset,
+    people: People,
+    campaign_index: dict[tuple[str, str], int],
+    responded_only: bool,
+) -> dict[PersonKey, list[Touch]]:
+    """Each person's touches (merged people under their root), in time order."""
+    touches: dict[PersonKey, list[Touch]] = defaultdict(list)
     for tp in data.touchpoints:
         if responded_only and not tp.responded:
             continue
@@ -121,23 +157,43 @@ def build(
             continue
         root = people.root((tp.person_source, tp.person_id))
         touches[root].append((tp.occurred_at, str(tp.external_id), index))
-    first_touch: dict[PersonKey, tuple[datetime, int]] = {}
-    for root, items in touches.items():
+    for items in touches.values():
         items.sort(key=lambda t: (t[0], t[1]))
-        first_touch[root] = (items[0][0], items[0][2])
+    return touches
 
-    roles: dict[tuple[str, str], list[PersonKey]] = defaultdict(list)
+
+def _first_touches(touches: dict[PersonKey, list[Touch]]) -> dict[PersonKey, tuple[datetime, int]]:
+    return {root: (items[0][0], items[0][2]) for root, items in touches.items()}
+
+
+def _opportunity_people(data: Dataset) -> dict[tuple[str, str], list[PersonKey]]:
+    """Who is in each opportunity: its contact roles and the leads converted into it."""
+    people: dict[tuple[str, str], list[PersonKey]] = defaultdict(list)
     for role in data.contact_roles:
-        roles[(role.source, role.opportunity_id)].append((role.source, role.person_id))
-    converted_into: dict[tuple[str, str], list[PersonKey]] = defaultdict(list)
+        people[(role.source, role.opportunity_id)].append((role.source, role.person_id))
     for person in data.persons:
         if person.converted_opportunity_id:
-            converted_into[(person.source, person.converted_opportunity_id)].append(
+            people[(person.source, person.converted_opportunity_id)].append(
                 (person.source, person.external_id)
             )
+    return people
 
-    opportunities = sorted(data.opportunities, key=lambda o: (o.source, o.external_id))
-    lookback = timedelta(days=lookback_days)
+
+def _journeys(
+    opportunities: list[model.Opportunity],
+    in_opportunity: dict[tuple[str, str], list[PersonKey]],
+    touches: dict[PersonKey, list[Touch]],
+    people: People,
+    campaign_channel: np.ndarray,
+    *,
+    as_of: datetime,
+    tz: ZoneInfo,
+    lookback: timedelta,
+    n_campaigns: int,
+    n_channels: int,
+) -> tuple[Journeys, list[list[PersonKey]], set[PersonKey]]:
+    """Each opportunity's touches in its window (lookback before creation, to its close or
+    the as-of time), as flat arrays; with the people of each and those in a won one."""
     offsets = [0]
     t_time: list[int] = []
     t_campaign: list[int] = []
@@ -149,9 +205,7 @@ def build(
     won_roots: set[PersonKey] = set()
     for opp in opportunities:
         key = (opp.source, opp.external_id)
-        roots = sorted(
-            {people.root(p) for p in [*roles.get(key, []), *converted_into.get(key, [])]}
-        )
+        roots = sorted({people.root(p) for p in in_opportunity.get(key, [])})
         opp_persons.append(roots)
         if opp.is_closed and opp.close_date is not None:
             cutoff = end_of_day(opp.close_date, tz)
@@ -176,24 +230,31 @@ def build(
         opp_won.append(bool(opp.is_won))
         if opp.is_won:
             won_roots.update(roots)
-
     campaign_arr = np.asarray(t_campaign, dtype=np.int32)
     journeys = Journeys(
         offsets=np.asarray(offsets, dtype=np.int64),
         touch_time=np.asarray(t_time, dtype=np.int64),
         touch_campaign=campaign_arr,
-        touch_channel=np.asarray(campaign_channel, dtype=np.int16)[campaign_arr]
+        touch_channel=campaign_channel[campaign_arr]
         if campaign_arr.size
         else np.zeros(0, dtype=np.int16),
         opp_created=np.asarray(opp_created, dtype=np.int64),
         opp_person_created=np.asarray(opp_person_created, dtype=np.int64),
         opp_cutoff=np.asarray(opp_cutoff, dtype=np.int64),
         opp_won=np.asarray(opp_won, dtype=np.bool_),
-        n_campaigns=len(campaigns),
-        n_channels=len(channels),
+        n_campaigns=n_campaigns,
+        n_channels=n_channels,
     )
+    return journeys, opp_persons, won_roots
 
-    # Non-converting paths: every person with touches who is in no won opportunity.
+
+def _nonconverting(
+    touches: dict[PersonKey, list[Touch]],
+    won_roots: set[PersonKey],
+    as_of: datetime,
+    campaign_channel: np.ndarray,
+) -> Paths:
+    """Non-converting paths: every person with touches who is in no won opportunity."""
     p_offsets = [0]
     p_campaign: list[int] = []
     for root in sorted(touches):
@@ -205,20 +266,10 @@ def build(
         p_campaign.extend(index for _, _, index in items)
         p_offsets.append(len(p_campaign))
     path_campaign = np.asarray(p_campaign, dtype=np.int32)
-    nonconverting = Paths(
+    return Paths(
         offsets=np.asarray(p_offsets, dtype=np.int64),
         campaign=path_campaign,
-        channel=np.asarray(campaign_channel, dtype=np.int16)[path_campaign]
+        channel=campaign_channel[path_campaign]
         if path_campaign.size
         else np.zeros(0, dtype=np.int16),
-    )
-    return AttributionInput(
-        journeys=journeys,
-        nonconverting=nonconverting,
-        campaigns=campaigns,
-        channels=channels,
-        opportunities=opportunities,
-        opp_persons=opp_persons,
-        people=people,
-        first_touch=first_touch,
     )
