@@ -549,6 +549,33 @@ def split_minor_grouped(totals: np.ndarray, offsets: np.ndarray, weights: np.nda
     weight sum that overflows is split exactly with fractions instead, one by one (a handful
     in ten thousand with random-looking credits).
     """
+    totals_arr, offsets_arr, w, counts = _grouped_inputs(totals, offsets, weights)
+    n_groups, n = totals_arr.shape[0], w.shape[0]
+    group = np.repeat(np.arange(n_groups, dtype=np.int64), counts)
+    has_weight = _segment_sum_int((w > 0).astype(np.int64), offsets_arr) > 0
+    abs_totals = np.abs(totals_arr)
+    fast, bits, grid, doubtful = _grid_points(abs_totals, offsets_arr, w, counts, group, has_weight)
+    fast_totals = np.where(fast, abs_totals, 0)
+    item_bits = bits[group]
+    parts = grid >> item_bits
+    remainder = grid & ((np.int64(1) << item_bits) - 1)
+    shortfall = fast_totals - _segment_sum_int(parts, offsets_arr)
+    rank = _remainder_ranks(remainder, item_bits, group, offsets_arr, n_groups, n)
+    parts += rank < shortfall[group]
+    for g in np.flatnonzero(doubtful | (has_weight & ~fast)).tolist():
+        start, end = int(offsets_arr[g]), int(offsets_arr[g + 1])
+        exact = _largest_remainder(int(abs_totals[g]), [Fraction(x) for x in w[start:end].tolist()])
+        parts[start:end] = exact
+    negative = totals_arr < 0
+    if negative.any():
+        parts = np.where(negative[group], -parts, parts)
+    return parts
+
+
+def _grouped_inputs(
+    totals: np.ndarray, offsets: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The checked arrays of :func:`split_minor_grouped` and each group's size."""
     totals_arr = _as_int_array(totals, "totals")
     offsets_arr = _as_int_array(offsets, "offsets")
     weights_arr = np.asarray(weights)
@@ -572,16 +599,24 @@ def split_minor_grouped(totals: np.ndarray, offsets: np.ndarray, weights: np.nda
         raise ValueError("weights must be finite and >= 0")
     if n_groups and totals_arr.min() == _INT64_MIN:
         raise ValueError("a total of -2**63 cannot be split (its negation overflows int64)")
+    return totals_arr, offsets_arr, w, counts
 
-    group = np.repeat(np.arange(n_groups, dtype=np.int64), counts)
-    positive = w > 0
-    has_weight = _segment_sum_int(positive.astype(np.int64), offsets_arr) > 0
+
+def _grid_points(
+    abs_totals: np.ndarray,
+    offsets_arr: np.ndarray,
+    w: np.ndarray,
+    counts: np.ndarray,
+    group: np.ndarray,
+    has_weight: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which groups take the float fast path, their grid exponents, every quota's grid
+    point (0 outside fast groups), and the fast groups with a quota too close to call."""
+    n_groups = abs_totals.shape[0]
     weight_sum = np.bincount(group, weights=w, minlength=n_groups)
-    abs_totals = np.abs(totals_arr)
     in_range = abs_totals <= _FLOAT_TOTAL_LIMIT
     small_totals = np.where(in_range, abs_totals, 0)
-
-    # The grid exponent of each group, as _grid_bits computes it.
+    # the grid exponent of each group, as _grid_bits computes it
     total_bits = _bit_length(small_totals)
     bits = np.minimum(
         _GRID_MAX_BITS,
@@ -595,21 +630,25 @@ def split_minor_grouped(totals: np.ndarray, offsets: np.ndarray, weights: np.nda
     fast = has_weight & in_range & np.isfinite(weight_sum) & (total_bits + bits <= 51)
     fast &= slack > 0.25
     fast_totals = np.where(fast, abs_totals, 0)
-
-    # Grid points of the quotas (0 outside fast groups), and whether each is certain.
     safe_sum = np.where(weight_sum > 0, weight_sum, 1.0)
-    item_bits = bits[group]
-    scaled = np.ldexp(fast_totals.astype(np.float64)[group] * (w / safe_sum[group]), item_bits)
+    scaled = np.ldexp(fast_totals.astype(np.float64)[group] * (w / safe_sum[group]), bits[group])
     nearest = np.rint(scaled)
     uncertain = np.abs(scaled - nearest) > slack[group]
     grid = nearest.astype(np.int64)
     doubtful = fast & (_segment_sum_int(uncertain.astype(np.int64), offsets_arr) > 0)
+    return fast, bits, grid, doubtful
 
-    parts = grid >> item_bits
-    remainder = grid & ((np.int64(1) << item_bits) - 1)
-    shortfall = fast_totals - _segment_sum_int(parts, offsets_arr)
 
-    # Rank members by remainder (descending), then position: one stable sort of an exact key.
+def _remainder_ranks(
+    remainder: np.ndarray,
+    item_bits: np.ndarray,
+    group: np.ndarray,
+    offsets_arr: np.ndarray,
+    n_groups: int,
+    n: int,
+) -> np.ndarray:
+    """Each member's place in its group by remainder (descending), then position: one
+    stable sort of an exact key for all groups."""
     descending = (np.int64(2**_GRID_MAX_BITS - 1)) - (remainder << (_GRID_MAX_BITS - item_bits))
     if n_groups < _KEY_GROUP_LIMIT:
         order = np.argsort((group << (_GRID_MAX_BITS + 1)) | descending, kind="stable")
@@ -617,17 +656,7 @@ def split_minor_grouped(totals: np.ndarray, offsets: np.ndarray, weights: np.nda
         order = np.lexsort((descending, group))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n, dtype=np.int64) - offsets_arr[:-1][group]
-    parts += rank < shortfall[group]
-
-    for g in np.flatnonzero(doubtful | (has_weight & ~fast)).tolist():
-        start, end = int(offsets_arr[g]), int(offsets_arr[g + 1])
-        exact = _largest_remainder(int(abs_totals[g]), [Fraction(x) for x in w[start:end].tolist()])
-        parts[start:end] = exact
-
-    negative = totals_arr < 0
-    if negative.any():
-        parts = np.where(negative[group], -parts, parts)
-    return parts
+    return rank
 
 
 # ---------------------------------------------------------------------------------------------
