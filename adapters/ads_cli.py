@@ -24,9 +24,9 @@ import click
 from adapters import registry
 from connector import model
 from connector.config import Config, ConfigError
-from connector.dataset import Dataset
 from connector.mapping import CampaignMapper, ExplicitMapping, MappedTo
 from connector.store import Store
+from connector.store.dataset import Dataset
 
 log = logging.getLogger(__name__)
 

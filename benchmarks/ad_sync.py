@@ -41,8 +41,8 @@ from zoneinfo import ZoneInfo
 
 from adapters.ad_windows import plan_windows
 from adapters.google_ads import SPEND_QUERY, GoogleAdsSource, spend_rows
-from connector import bulk, model, schema
-from connector.store import Store
+from connector import model
+from connector.store import Store, bulk, schema
 from sync.runner import sync_source
 
 CUSTOMER = "1234567890"

@@ -32,9 +32,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 
-from connector import schema
 from connector.alert_rules import Evaluation
-from connector.store import Store
+from connector.store import Store, schema
 
 OPEN = "open"
 PASSED = "passed"

@@ -32,8 +32,8 @@ from connector.budget_engine import BudgetEngine
 from connector.category_mix import CategoryMix
 from connector.config import Config
 from connector.consumption import Consumption
-from connector.dbtypes import canonical_decimal
 from connector.roi import Report, Settings
+from connector.store.dbtypes import canonical_decimal
 
 BUDGET_RULES: tuple[str, ...] = (
     "budget_threshold",

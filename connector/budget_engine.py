@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from connector import model, schema
+from connector import model
 from connector.budget_lines import (
     LIFETIME,
     BudgetLine,
@@ -36,12 +36,12 @@ from connector.costs import (
     unmapped_spend,
     with_unmapped,
 )
-from connector.dataset import Dataset
 from connector.mapping import CampaignMapper
 from connector.money import FxRates, quantize
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings, fx_rates_for
-from connector.store import Store
+from connector.store import Store, schema
+from connector.store.dataset import Dataset
 
 DEFAULT_TARGETS: Mapping[str, Decimal] = {
     "strategic": Decimal("0.20"),

@@ -338,8 +338,8 @@ def _parse_as_of(value: str | None) -> datetime:
 
 
 def _engine(store: Store, config: Config, as_of: datetime, progress: Progress):
-    from connector.dataset import Dataset
     from connector.roi import RoiEngine, Settings
+    from connector.store.dataset import Dataset
 
     with progress:
         task = progress.add_task("reading the store", total=1)

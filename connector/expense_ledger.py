@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from connector import model, schema
+from connector import model
 from connector.budget_engine import BudgetEngine, LockCheck
 from connector.campaign_tree import CampaignKey
 from connector.expense_rules import AUTO_APPROVER, Decision, ExpensePolicy, on_approval, on_entry
 from connector.money import AmountError, entered_amount, quantize
-from connector.store import Store
+from connector.store import Store, schema
 
 MANUAL_SOURCE = "manual"
 

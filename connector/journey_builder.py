@@ -20,7 +20,7 @@ import numpy as np
 
 from connector import model
 from connector.attribution import Journeys, Paths
-from connector.dataset import Dataset
+from connector.store.dataset import Dataset
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)

@@ -26,7 +26,6 @@ from connector import attribution, journey_builder, model
 from connector.alert_messages import number_against
 from connector.config import Config
 from connector.costs import DailyCost, campaign_cost, daily_costs, unmapped_spend
-from connector.dataset import Dataset
 from connector.mapping import CampaignMapper, ExplicitMapping
 from connector.money import (
     DatedRate,
@@ -37,6 +36,7 @@ from connector.money import (
     to_minor,
 )
 from connector.periods import Period
+from connector.store.dataset import Dataset
 
 GROUPINGS = ("campaign", "channel", "department", "category")
 ALL_MODELS: tuple[str, ...] = (*attribution.MODELS, "markov", "shapley")

@@ -17,10 +17,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from adapters import registry
-from connector import schema
 from connector.cli import AppContext, Failure, Usage, pass_app
 from connector.config import Config
-from connector.store import Store
+from connector.store import Store, schema
 from sync.lock import LockHeld, SyncLock
 from sync.pipeline import SyncReport, run_sync
 

@@ -21,10 +21,10 @@ from adapters.sample_crm import SampleCrm, SampleSource, SampleWriter
 from connector import model, report_format
 from connector.cli import AppContext, pass_app
 from connector.config import load_config
-from connector.dataset import Dataset
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings
 from connector.store import Store
+from connector.store.dataset import Dataset
 from sync.cli import StreamProgress
 from sync.pipeline import run_sync
 

@@ -25,9 +25,9 @@ from adapters import registry
 from adapters.base import CrmWriter, Source, WriteResult
 from connector import failpoints
 from connector.config import Config
-from connector.dataset import Dataset
 from connector.roi import RoiEngine, Settings
 from connector.store import Store
+from connector.store.dataset import Dataset
 from sync.lock import SyncLock
 from sync.runner import ProgressHook, SourceResult, StreamResult, SyncInterrupted, sync_source
 

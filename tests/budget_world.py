@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from connector import model
 from connector.budget_engine import BudgetEngine
-from connector.dataset import Dataset
 from connector.money import DatedRate
 from connector.roi import Settings
+from connector.store.dataset import Dataset
 
 SF = "salesforce"
 

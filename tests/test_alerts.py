@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from connector import alert_log, schema
+from connector import alert_log
 from connector.alert_rules import Evaluation, dedup_key
 from connector.alert_run import evaluate_alerts
 from connector.config import Config, parse_config
-from connector.dataset import Dataset
 from connector.roi import RoiEngine, Settings
-from connector.store import Store
+from connector.store import Store, schema
+from connector.store.dataset import Dataset
 from tests.budget_world import ad_campaign, at, budget, campaign, days, expense, spend
 
 Q4_START = date(2026, 10, 1)

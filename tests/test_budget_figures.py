@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector import budget_format
-from connector.dataset import Dataset
 from connector.money import DatedRate
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings
+from connector.store.dataset import Dataset
 from tests.budget_world import (
     ad_campaign,
     at,

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from connector import schema
 from connector.cli import run
 from connector.config import Config, load_config
-from connector.store import Store
+from connector.store import Store, schema
 from sync.pipeline import run_sync
 
 READ_ONLY_COMMANDS = [

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector import journey_builder, model
-from connector.dataset import Dataset
 from connector.mapping import ExplicitMapping
 from connector.money import DatedRate
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings
 from connector.store import Store
+from connector.store.dataset import Dataset
 
 SF = "salesforce"
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ import pytest
 from adapters.salesforce import build_source
 from adapters.salesforce.client import soql_datetime
 from connector import model
-from connector.dataset import Dataset
 from connector.roi import RoiEngine, Settings
+from connector.store.dataset import Dataset
 from sync.runner import sync_source
 from tests.test_salesforce_fake import (
     NOW,

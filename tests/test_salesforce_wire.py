@@ -22,7 +22,7 @@ from adapters.salesforce.records import lead as lead_record
 from adapters.salesforce.streams import SoqlStream
 from adapters.salesforce.writeback import CampaignWriteBack
 from connector import model
-from connector.writeback_ledger import WritebackLedger
+from connector.store.writeback_ledger import WritebackLedger
 from tests.test_salesforce_fake import FIXTURES, INSTANCE, fixture
 
 DATA = f"{INSTANCE}/services/data/v62.0"

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from adapters.base import CampaignFields
 from adapters.salesforce import build_source, build_writer
 from adapters.salesforce import fields as sf
-from connector import model, schema
-from connector.dataset import Dataset
+from connector import model
 from connector.roi import Figures, RoiEngine, Row, Settings
+from connector.store import schema
+from connector.store.dataset import Dataset
 from sync.runner import sync_source
 from sync.writeback import campaign_fields, push_campaign_fields
 from tests.test_salesforce_fake import (

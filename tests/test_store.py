@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select, text
 
-from connector import model, schema
-from connector.store import Store, StoreError
+from connector import model
+from connector.store import Store, StoreError, schema
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from adapters.base import Batch
 from adapters.sample_crm import SampleCrm, SampleSource, SampleWriter
-from connector import alert_log, model, schema
+from connector import alert_log, model
 from connector.config import parse_config
 from connector.demo import build_world
-from connector.store import Store
+from connector.store import Store, schema
 from sync.pipeline import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, run_sync
 
 AS_OF = date(2026, 11, 23)

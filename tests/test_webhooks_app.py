@@ -14,9 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from connector import schema
 from connector.config import ConfigError
-from connector.store import Store
+from connector.store import Store, schema
 from tests.test_webhooks_support import (
     ADMIN_TOKEN,
     ENV,

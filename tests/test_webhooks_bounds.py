@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from connector import schema
 from connector.config import parse_config
-from connector.store import Store
+from connector.store import Store, schema
 from tests.test_webhooks_support import ENV, config_data, generic_headers
 from webhooks.app import create_app
 from webhooks.intake import Intake, IntakeUnavailable

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector import schema
-from connector.store import Store
+from connector.store import Store, schema
 from tests.test_webhooks_support import (
     ADMIN_TOKEN,
     GOOGLE_KEY,

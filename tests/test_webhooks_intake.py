@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from connector import schema
-from connector.store import Store
+from connector.store import Store, schema
 from webhooks import events
 from webhooks.intake import Intake, IntakeUnavailable, Stored
 from webhooks.providers.base import Item

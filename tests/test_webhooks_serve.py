@@ -24,10 +24,9 @@ from sqlalchemy import select
 
 from adapters.base import InboundLead, LeadOutcome
 from adapters.sample_crm import SampleCrm, SampleWriter
-from connector import schema
 from connector.cli import run
 from connector.config import parse_config
-from connector.store import Store
+from connector.store import Store, schema
 from tests.test_webhooks_support import (
     ENV,
     config_data,

@@ -11,10 +11,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from adapters import registry
-from connector import schema
 from connector.cli import AppContext, Failure, pass_app
 from connector.config import Config, ConfigError
-from connector.store import Store
+from connector.store import Store, schema
 from webhooks import events
 from webhooks.app import resolve_secrets
 

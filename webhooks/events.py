@@ -25,8 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Update, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from connector import schema
-from connector.store import Store
+from connector.store import Store, schema
 from webhooks.providers.base import Item
 
 log = logging.getLogger(__name__)

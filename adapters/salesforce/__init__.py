@@ -10,7 +10,7 @@ The sync pipeline calls :func:`build_source` and :func:`build_writer`; the CLI's
   and stops at the configured quota share;
 - :mod:`.org`, :mod:`.records`, :mod:`.streams`, :mod:`.source` read the org incrementally;
 - :mod:`.writeback` writes the ROI fields, only what changed, diffed against the store's
-  write-back ledger (:mod:`connector.writeback_ledger`, shared by every CRM);
+  write-back ledger (:mod:`connector.store.writeback_ledger`, shared by every CRM);
 - :mod:`.tasks`, :mod:`.leads`, :mod:`.fields` do alerts, inbound leads and field setup.
 
 The API's gotchas and how each is handled are listed in ``BEHAVIOR.md`` next to this file.
@@ -34,7 +34,7 @@ from adapters.salesforce.writer import SalesforceWriter
 from connector import model
 from connector.config import Config
 from connector.store import Store
-from connector.writeback_ledger import WritebackLedger
+from connector.store.writeback_ledger import WritebackLedger
 
 __all__ = [
     "SOURCE",

@@ -48,7 +48,7 @@ from adapters.salesforce.client import (
     soql_datetime,
 )
 from adapters.salesforce.writeback import BATCH, _errors_text
-from connector.writeback_ledger import LedgerRow, WritebackLedger
+from connector.store.writeback_ledger import LedgerRow, WritebackLedger
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from adapters.base import CampaignFields, WriteResult
 from adapters.http import HttpError, RateLimited, parse_json
 from adapters.salesforce import fields as f
 from adapters.salesforce.client import SalesforceClient, soql_datetime
-from connector.writeback_ledger import WritebackLedger
+from connector.store.writeback_ledger import WritebackLedger
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from adapters.salesforce.leads import LeadIntake
 from adapters.salesforce.records import SOURCE
 from adapters.salesforce.tasks import TaskBatch, TaskCreator
 from adapters.salesforce.writeback import CampaignWriteBack
-from connector.writeback_ledger import WritebackLedger
+from connector.store.writeback_ledger import WritebackLedger
 
 
 class SalesforceWriter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from connector.schema import metadata
+from connector.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - the store always passes its connection

@@ -31,8 +31,8 @@ def alerts_run(app: Any, as_of: str | None, no_deliver: bool) -> None:
       crm-roi alerts run
     """
     from connector.alert_run import evaluate_alerts
-    from connector.dataset import Dataset
     from connector.roi import RoiEngine, Settings
+    from connector.store.dataset import Dataset
 
     config = _config(app)
     when = _as_of(as_of)

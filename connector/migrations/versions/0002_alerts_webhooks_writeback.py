@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import connector.dbtypes
+import connector.store.dbtypes
 
 revision = "0002"
 down_revision = "0001"
@@ -32,13 +32,13 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=64), nullable=False),
         sa.Column("scope", sa.String(length=255), nullable=False),
         sa.Column("period", sa.String(length=16), nullable=False),
-        sa.Column("threshold", connector.dbtypes.Money(), nullable=True),
+        sa.Column("threshold", connector.store.dbtypes.Money(), nullable=True),
         sa.Column("severity", sa.String(length=16), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("value", connector.dbtypes.Money(), nullable=True),
-        sa.Column("opened_at", connector.dbtypes.UTCDateTime(), nullable=False),
-        sa.Column("resolved_at", connector.dbtypes.UTCDateTime(), nullable=True),
+        sa.Column("value", connector.store.dbtypes.Money(), nullable=True),
+        sa.Column("opened_at", connector.store.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("resolved_at", connector.store.dbtypes.UTCDateTime(), nullable=True),
         sa.Column("delivered_to", sa.JSON(), nullable=False),
         sa.Column("crm_task_id", sa.String(length=64), nullable=True),
         sa.Column("history", sa.JSON(), nullable=False),
@@ -52,12 +52,12 @@ def upgrade() -> None:
         sa.Column("dedup_key", sa.String(length=255), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("received_at", connector.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("received_at", connector.store.dbtypes.UTCDateTime(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", connector.dbtypes.UTCDateTime(), nullable=True),
+        sa.Column("next_attempt_at", connector.store.dbtypes.UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("processed_at", connector.dbtypes.UTCDateTime(), nullable=True),
+        sa.Column("processed_at", connector.store.dbtypes.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
         sa.UniqueConstraint(
             "provider", "dedup_key", name=op.f("uq_webhook_events_provider_dedup_key")
@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("record_id", sa.String(length=64), nullable=False),
         sa.Column("object", sa.String(length=64), nullable=False),
         sa.Column("written_values", sa.JSON(), nullable=True),
-        sa.Column("written_at", connector.dbtypes.UTCDateTime(), nullable=True),
+        sa.Column("written_at", connector.store.dbtypes.UTCDateTime(), nullable=True),
         sa.Column("pending_values", sa.JSON(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import connector.dbtypes
+import connector.store.dbtypes
 
 revision = "0003"
 down_revision = "0002"
@@ -36,11 +36,11 @@ def upgrade() -> None:
         sa.Column("expense_id", sa.String(length=255), nullable=False),
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("actor", sa.String(length=255), nullable=True),
-        sa.Column("decided_at", connector.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("decided_at", connector.store.dbtypes.UTCDateTime(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("override", sa.Boolean(), nullable=False),
         sa.Column("rule", sa.String(length=64), nullable=True),
-        sa.Column("amount", connector.dbtypes.Money(), nullable=True),
+        sa.Column("amount", connector.store.dbtypes.Money(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_expense_decisions")),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import connector.dbtypes
+import connector.store.dbtypes
 
 revision = "0005"
 down_revision = "0004"
@@ -26,7 +26,7 @@ _alerts = sa.table(
     "alerts",
     sa.column("id", sa.Integer()),
     sa.column("state", sa.String()),
-    sa.column("resolved_at", connector.dbtypes.UTCDateTime()),
+    sa.column("resolved_at", connector.store.dbtypes.UTCDateTime()),
     sa.column("delivered_to", sa.JSON()),
 )
 

@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Date, Table, or_
 from sqlalchemy.dialects import sqlite
 
-from connector import model, schema
-from connector.dbtypes import Money, UTCDateTime, canonical_decimal
+from connector import model
+from connector.store import schema
+from connector.store.dbtypes import Money, UTCDateTime, canonical_decimal
 
 KEY = ("source", "external_id")
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from connector import model
-from connector.dbtypes import Money, UTCDateTime
+from connector.store.dbtypes import Money, UTCDateTime
 
 metadata = MetaData(
     naming_convention={

@@ -7,6 +7,10 @@ owned by Alembic migrations; :meth:`Store.open` creates or upgrades it, so no co
 runs against a half-made store. Only the commands that fill a store create one
 (``create=True``); the others refuse a SQLite file that is not there, so a mistyped
 ``database_url`` is an error rather than an empty report from a new, empty store.
+
+The package holds what touches the database: the tables (:mod:`.schema`) and their column
+types (:mod:`.dbtypes`), the bulk paths (:mod:`.bulk`), the loader of the core's inputs
+(:mod:`.dataset`) and the CRM-neutral write-back ledger (:mod:`.writeback_ledger`).
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError
 
-from connector import bulk, model, schema
+from connector import model
 from connector.gc_pause import paused_gc
+from connector.store import bulk, schema
 
 log = logging.getLogger(__name__)
 

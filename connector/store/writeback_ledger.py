@@ -20,8 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from connector import schema
-from connector.store import Store
+from connector.store import Store, schema
 
 _TABLE = schema.writeback_state
 _CHUNK = 500
