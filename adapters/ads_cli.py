@@ -24,7 +24,7 @@ import click
 from adapters import registry
 from connector import model
 from connector.config import Config, ConfigError
-from connector.mapping import CampaignMapper, ExplicitMapping, MappedTo
+from connector.roi.mapping import CampaignMapper, ExplicitMapping, MappedTo
 from connector.store import Store
 from connector.store.dataset import Dataset
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from adapters.base import CrmWriter, Source
 from connector.config import Config
+from connector.config.systems import SYSTEMS
 from connector.store import Store
-from connector.systems import SYSTEMS
 
 # derived from the systems table: every system's adapter has ``build_source``, and those
 # that write to a CRM ``build_writer``

@@ -28,8 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from connector import model
-from connector.alert_run import evaluate_alerts
-from connector.budget_engine import BudgetEngine
+from connector.alerts.run import evaluate_alerts
+from connector.budgets.engine import BudgetEngine
 from connector.config import parse_config
 from connector.roi import Settings
 from connector.store import Store

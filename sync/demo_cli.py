@@ -18,11 +18,12 @@ from pathlib import Path
 import click
 
 from adapters.sample_crm import SampleCrm, SampleSource, SampleWriter
-from connector import model, report_format
+from connector import model
 from connector.cli import AppContext, pass_app
 from connector.config import load_config
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings
+from connector.roi import formats as report_format
 from connector.store import Store
 from connector.store.dataset import Dataset
 from sync.cli import StreamProgress
@@ -71,8 +72,8 @@ def demo(app: AppContext, directory: Path, seed: int, as_of: str | None) -> None
       crm-roi demo
       crm-roi --config crm-roi-demo/config.toml report --by department --period 2026-Q4
     """
-    from connector import budget_cli
     from connector import demo as demo_world
+    from connector.budgets import cli as budget_cli
 
     as_of_day = datetime.fromisoformat(as_of).date() if as_of else datetime.now(UTC).date()
     directory = directory.resolve()

@@ -141,7 +141,7 @@ class SyncReport:
 
 def alerts_step(ctx: SyncContext) -> None:
     """Budgets, forecasts and alert rules on the computed figures (DESIGN section 5)."""
-    from connector.alert_run import budget_engine_for, evaluate_alerts
+    from connector.alerts.run import budget_engine_for, evaluate_alerts
 
     budgets = budget_engine_for(ctx.store, ctx.config, as_of=ctx.now, roi_engine=ctx.engine)
     ctx.extras["budget_engine"] = budgets

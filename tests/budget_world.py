@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from connector import model
-from connector.budget_engine import BudgetEngine
+from connector.budgets.engine import BudgetEngine
 from connector.money import DatedRate
 from connector.roi import Settings
 from connector.store.dataset import Dataset

@@ -21,8 +21,8 @@ import responses
 
 from adapters.base import AlertTask
 from adapters.http import ClientError, RateLimited
-from connector import alert_log
-from connector.alert_rules import Evaluation
+from connector.alerts import log as alert_log
+from connector.alerts.rules import Evaluation
 from connector.config import parse_config
 from connector.store import Store
 from sync.alerts import channels as alert_channels
@@ -244,7 +244,7 @@ def test_no_campaign_no_task(db: Store) -> None:
     assert deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW).skipped == {}
     assert alert_log.unannounced_resolutions(db, "crm") == []
     # and doctor says the alert reached nobody
-    from connector.budget_cli import _stranded_check
+    from connector.budgets.cli import _stranded_check
 
     ok, text = _stranded_check([alert])
     assert ok and text.startswith("warning: 1 open alert(s) reached nobody")

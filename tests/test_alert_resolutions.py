@@ -14,8 +14,8 @@ import pytest
 import responses
 from sqlalchemy import text
 
-from connector import alert_log
-from connector.budget_cli import doctor_checks
+from connector.alerts import log as alert_log
+from connector.budgets.cli import doctor_checks
 from connector.config import parse_config
 from connector.store import Store
 from sync.alerts.channels import CrmTaskChannel, WebhookChannel, delivery_id

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from connector import alert_log
-from connector.alert_rules import Evaluation, dedup_key
-from connector.alert_run import evaluate_alerts
+from connector.alerts import log as alert_log
+from connector.alerts.rules import Evaluation, dedup_key
+from connector.alerts.run import evaluate_alerts
 from connector.config import Config, parse_config
 from connector.roi import RoiEngine, Settings
 from connector.store import Store, schema
@@ -296,7 +296,7 @@ def test_any_sequence_of_runs_matches_the_model(percents: list[int]) -> None:
 def test_a_failing_figure_is_shown_with_the_digits_that_make_it_fail(
     value: Decimal, limit: Decimal
 ) -> None:
-    from connector.alert_messages import number_against
+    from connector.alerts.messages import number_against
 
     if value < limit:
         shown = Decimal(number_against(value, limit, below=True).replace(",", ""))
@@ -307,7 +307,7 @@ def test_a_failing_figure_is_shown_with_the_digits_that_make_it_fail(
 
 
 def test_ltv_to_cac_just_under_three_reads_as_under_three() -> None:
-    from connector.alert_messages import number_against
+    from connector.alerts.messages import number_against
 
     assert number_against(Decimal("2.9966"), 3, below=True) == "2.997"
     assert number_against(Decimal("2.5"), 3, below=True) == "2.50"

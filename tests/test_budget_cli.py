@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from connector import model
-from connector.budget_cli import alerts, budget, doctor_checks, expenses
+from connector.budgets.cli import alerts, budget, doctor_checks, expenses
 from connector.cli import main, run
 from connector.config import load_config
 from connector.store import Store

@@ -11,7 +11,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector import budget_format
+from connector.budgets import formats as budget_format
 from connector.money import DatedRate
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings
@@ -254,7 +254,7 @@ def test_budgets_in_config_win_over_imported_ones() -> None:
     imported.source = "csv"
     configured = budget("channel:paid_social", "2026-Q4", "3000")
     data = Dataset.from_records([*base_world()[:-1], imported])
-    from connector.budget_engine import BudgetEngine
+    from connector.budgets.engine import BudgetEngine
 
     e = BudgetEngine(data, Settings(budgets=(configured,)), as_of=at(date(2026, 10, 11)))
     assert figures(e, "channel:paid_social", "2026-Q4").budget == Decimal("3000.00")

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from connector import model
-from connector.alert_run import budget_engine_for
+from connector.alerts.run import budget_engine_for
 from connector.config import parse_config
 from connector.csv_rows import CsvRejected
-from connector.expense_import import apply_expense_file, parse_expense_file
-from connector.expense_ledger import ExpenseError, ExpenseRefused, Ledger
-from connector.expense_rules import AUTO_APPROVER, ExpensePolicy
+from connector.expenses.csv_import import apply_expense_file, parse_expense_file
+from connector.expenses.ledger import ExpenseError, ExpenseRefused, Ledger
+from connector.expenses.rules import AUTO_APPROVER, ExpensePolicy
 from connector.store import Store
 from tests.budget_world import ad_campaign, at, budget, campaign, days, figures, spend
 

@@ -76,7 +76,7 @@ def test_no_module_imports_against_the_direction() -> None:
 @pytest.mark.parametrize(
     ("module", "imported", "expected"),
     [
-        ("connector.budget_cli", "sync.alerts.delivery", "sync/ is above connector/"),
+        ("connector.budgets.cli", "sync.alerts.delivery", "sync/ is above connector/"),
         ("connector.roi", "adapters.http", "adapters/ is above connector/"),
         ("adapters.meta_ads", "webhooks.fetch", "webhooks/ is above adapters/"),
         ("adapters.hubspot.source", "adapters.salesforce.client", "adapter hubspot imports"),

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector import journey_builder, model
-from connector.mapping import ExplicitMapping
+from connector import model
+from connector.attribution import builder as journey_builder
 from connector.money import DatedRate
 from connector.periods import Period
 from connector.roi import RoiEngine, Settings
+from connector.roi.mapping import ExplicitMapping
 from connector.store import Store
 from connector.store.dataset import Dataset
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from adapters.base import Batch
 from adapters.sample_crm import SampleCrm, SampleSource, SampleWriter
-from connector import alert_log, model
+from connector import model
+from connector.alerts import log as alert_log
 from connector.config import parse_config
 from connector.demo import build_world
 from connector.store import Store, schema

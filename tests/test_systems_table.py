@@ -1,4 +1,4 @@
-"""The outside systems are declared once (connector/systems.py); what is derived from the
+"""The outside systems are declared once (connector/config/systems.py); what is derived from the
 table agrees with it, and what cannot be derived yet (the config sections, the example file)
 is held to it here."""
 
@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import get_args
 
 from adapters import registry
-from connector import systems
 from connector.cli import command_modules
-from connector.config import AdSource, Config, WebhookCrm, _OutsideSystem, example_config_text
+from connector.config import (
+    AdSource,
+    Config,
+    WebhookCrm,
+    _OutsideSystem,
+    example_config_text,
+    systems,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ from adapters.base import CrmWriter, InboundLead, LeadOutcome
 from adapters.http import ClientError, HttpError, RateLimited
 from connector import model
 from connector.config import Config
-from connector.mapping import CampaignMapper, ExplicitMapping, MappedTo
+from connector.roi.mapping import CampaignMapper, ExplicitMapping, MappedTo
 from connector.store import Store
 from webhooks import events
 from webhooks.events import Event

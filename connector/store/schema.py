@@ -149,7 +149,7 @@ alerts = Table(
     Column("crm_task_id", String(64), nullable=True),
     Column("history", JSON(), nullable=False, default=list),
     # What a delivery needs without recomputing: figures, the campaign and owner a CRM task
-    # goes to (connector.alert_log).
+    # goes to (connector.alerts.log).
     Column("details", JSON(), nullable=False, default=dict),
     # Per channel: attempts and the last error of deliveries still to retry.
     Column("delivery_errors", JSON(), nullable=False, default=dict),

@@ -1,6 +1,6 @@
 """Where alerts go: a CRM task, Slack, e-mail, a signed generic webhook.
 
-Each channel turns :class:`~connector.alert_log.AlertRecord` s into messages (for an alert
+Each channel turns :class:`~connector.alerts.log.AlertRecord` s into messages (for an alert
 that opened and, later, for its resolution) and yields one result per alert as soon as it is
 known, so the delivery loop can record it before the next send (a crash never repeats a
 delivery that was recorded). A failure either concerns one alert
@@ -33,8 +33,8 @@ from typing import Any
 
 from adapters.base import AlertTask, CrmWriter
 from adapters.http import AuthError, HttpClient, HttpError, RateLimited, TransportError
-from connector.alert_log import AlertRecord
-from connector.alert_messages import render_resolution
+from connector.alerts.log import AlertRecord
+from connector.alerts.messages import render_resolution
 
 log = logging.getLogger(__name__)
 

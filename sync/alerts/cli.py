@@ -1,5 +1,5 @@
 """``crm-roi alerts run`` and the alert channels' doctor check: the alert commands that
-deliver, attached to the ``alerts`` group of :mod:`connector.budget_cli` (the core imports
+deliver, attached to the ``alerts`` group of :mod:`connector.budgets.cli` (the core imports
 nothing of ``sync/``, DESIGN section 2)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from connector import alert_log, budget_format
-from connector.budget_cli import _AS_OF, _as_of, _config, alerts
+from connector.alerts import log as alert_log
+from connector.budgets import formats as budget_format
+from connector.budgets.cli import _AS_OF, _as_of, _config, alerts
 from connector.config import Config
 from connector.store import Store
 from sync.alerts.delivery import channels_from_config, deliver_alerts
@@ -30,7 +31,7 @@ def alerts_run(app: Any, as_of: str | None, no_deliver: bool) -> None:
     Example:
       crm-roi alerts run
     """
-    from connector.alert_run import evaluate_alerts
+    from connector.alerts.run import evaluate_alerts
     from connector.roi import RoiEngine, Settings
     from connector.store.dataset import Dataset
 

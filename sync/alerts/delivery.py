@@ -2,7 +2,7 @@
 then, once each, the news that it resolved.
 
 For each channel in turn, the open alerts it has not received yet are sent and each result
-is recorded at once (:func:`connector.alert_log.mark_delivered` / ``mark_failed``). A channel
+is recorded at once (:func:`connector.alerts.log.mark_delivered` / ``mark_failed``). A channel
 that fails does not stop the others, and its alerts are simply still undelivered on the next
 run, which retries them; an alert resolved in between is not sent any more. Then each
 resolved alert the channel did receive is announced there (the CRM task is completed), with
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from adapters.base import CrmWriter
-from connector import alert_log, failpoints
-from connector.alert_log import AlertRecord
+from connector import failpoints
+from connector.alerts import log as alert_log
+from connector.alerts.log import AlertRecord
 from connector.config import Config, ConfigError
 from connector.store import Store
 from sync.alerts.channels import (

@@ -1,6 +1,6 @@
 """Budgets over one snapshot of the store: consumption, category mix and the budget lock.
 
-Costs come from :mod:`connector.costs`, exactly as the ROI report computes them (same FX
+Costs come from :mod:`connector.roi.costs`, exactly as the ROI report computes them (same FX
 rates, same mapping), so ``crm-roi budget`` and ``crm-roi report --period`` never disagree on
 a figure. When a run already has a :class:`~connector.roi.RoiEngine`,
 :meth:`BudgetEngine.from_roi` reuses its rates and daily costs instead of computing them again.
@@ -17,18 +17,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from connector import model
-from connector.budget_lines import (
+from connector.budgets.campaign_tree import CampaignKey, CampaignTree, scope_kind, scope_name
+from connector.budgets.category_mix import CategoryMix, category_mix
+from connector.budgets.consumption import Consumption, forecast_cost, measure
+from connector.budgets.cost_index import CostIndex
+from connector.budgets.lines import (
     LIFETIME,
     BudgetLine,
     campaign_budget_lines,
     merged_budgets,
     set_budget_lines,
 )
-from connector.campaign_tree import CampaignKey, CampaignTree, scope_kind, scope_name
-from connector.category_mix import CategoryMix, category_mix
-from connector.consumption import Consumption, forecast_cost, measure
-from connector.cost_index import CostIndex
-from connector.costs import (
+from connector.money import FxRates, quantize
+from connector.periods import Period
+from connector.roi import RoiEngine, Settings, fx_rates_for
+from connector.roi.costs import (
     AD_SOURCE_CHANNELS,
     DailyCost,
     daily_costs,
@@ -36,10 +39,7 @@ from connector.costs import (
     unmapped_spend,
     with_unmapped,
 )
-from connector.mapping import CampaignMapper
-from connector.money import FxRates, quantize
-from connector.periods import Period
-from connector.roi import RoiEngine, Settings, fx_rates_for
+from connector.roi.mapping import CampaignMapper
 from connector.store import Store, schema
 from connector.store.dataset import Dataset
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
-from connector.campaign_tree import CampaignTree
-from connector.cost_index import CostIndex, exact_context
+from connector.budgets.campaign_tree import CampaignTree
+from connector.budgets.cost_index import CostIndex, exact_context
 from connector.money import quantize
 from connector.periods import Period
 

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from connector import alert_log
-from connector.alert_rules import AlertSettings, evaluate
-from connector.budget_engine import BudgetEngine
+from connector.alerts import log as alert_log
+from connector.alerts.rules import AlertSettings, evaluate
+from connector.budgets.engine import BudgetEngine
 from connector.config import Config
 from connector.roi import RoiEngine, Settings
 from connector.store import Store

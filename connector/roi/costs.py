@@ -16,9 +16,9 @@ from datetime import date
 from decimal import Decimal
 
 from connector import model
-from connector.mapping import CampaignMapper
 from connector.money import FxRates, quantize
 from connector.periods import Period
+from connector.roi.mapping import CampaignMapper
 
 CampaignKey = tuple[str, str]
 

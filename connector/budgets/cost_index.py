@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 
-from connector.campaign_tree import CampaignKey, CampaignTree
-from connector.costs import DailyCost
+from connector.budgets.campaign_tree import CampaignKey, CampaignTree
 from connector.periods import Period
+from connector.roi.costs import DailyCost
 
 log = logging.getLogger(__name__)
 

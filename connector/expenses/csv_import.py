@@ -22,7 +22,7 @@ from pathlib import Path
 
 from connector import model
 from connector.csv_rows import MAX_REPORTED, CsvRejected, RowError, read_rows
-from connector.expense_ledger import ExpenseError, Ledger, signed_amount
+from connector.expenses.ledger import ExpenseError, Ledger, signed_amount
 from connector.money import AmountError, CurrencyError, MissingRateError, entered_amount
 
 SOURCE = "csv"

@@ -4,7 +4,7 @@ An expense is a :class:`~connector.model.Expense` record; its latest decision is
 record (``decided_by``, ``decided_at``, ``decision_reason``) and every decision, including the
 refusals of the rules, is a row of ``expense_decisions`` with who, when, why and what the
 budgets would have reached. A decision and the record change are written in one transaction.
-The rules themselves are :mod:`connector.expense_rules`.
+The rules themselves are :mod:`connector.expenses.rules`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from connector import model
-from connector.budget_engine import BudgetEngine, LockCheck
-from connector.campaign_tree import CampaignKey
-from connector.expense_rules import AUTO_APPROVER, Decision, ExpensePolicy, on_approval, on_entry
+from connector.budgets.campaign_tree import CampaignKey
+from connector.budgets.engine import BudgetEngine, LockCheck
+from connector.expenses.rules import AUTO_APPROVER, Decision, ExpensePolicy, on_approval, on_entry
 from connector.money import AmountError, entered_amount, quantize
 from connector.store import Store, schema
 

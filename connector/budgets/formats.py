@@ -1,6 +1,6 @@
 """``crm-roi budget`` and ``crm-roi alerts`` output: a table with bars, CSV and JSON.
 
-As in the ROI report (:mod:`connector.report_format`), money in JSON and CSV is a string with
+As in the ROI report (:mod:`connector.roi.formats`), money in JSON and CSV is a string with
 the currency's decimals and ratios are numbers as ratios (0.85 is 85 %). The bar shows the
 budget used, with ``│`` where the period's elapsed time is: a bar running past its marker is
 spending ahead of time. Green is on track, yellow is forecast over budget, red is over.
@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connector.alert_log import AlertRecord, reached
-from connector.budget_engine import BudgetReport
-from connector.category_mix import CategoryMix
-from connector.consumption import Consumption
-from connector.report_format import money_text, ratio_number
+from connector.alerts.log import AlertRecord, reached
+from connector.budgets.category_mix import CategoryMix
+from connector.budgets.consumption import Consumption
+from connector.budgets.engine import BudgetReport
+from connector.roi.formats import money_text, ratio_number
 
 BAR_WIDTH = 20
 CSV_FIELDS = (

@@ -1,7 +1,7 @@
 """The alert rules: which conditions hold right now (DESIGN section 5).
 
 Each rule looks at one scope and period and says whether its condition is met; what that
-means over time (firing once per crossing, resolving, delivering) is :mod:`connector.alert_log`.
+means over time (firing once per crossing, resolving, delivering) is :mod:`connector.alerts.log`.
 Rules:
 
 - ``budget_threshold``: budget_consumed >= a threshold (default 0.5, 0.8, 1.0);
@@ -27,11 +27,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from connector import alert_messages as texts
-from connector.budget_engine import BudgetEngine
-from connector.category_mix import CategoryMix
+from connector.alerts import messages as texts
+from connector.budgets.category_mix import CategoryMix
+from connector.budgets.consumption import Consumption
+from connector.budgets.engine import BudgetEngine
 from connector.config import Config
-from connector.consumption import Consumption
 from connector.roi import Report, Settings
 from connector.store.dbtypes import canonical_decimal
 

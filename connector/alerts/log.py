@@ -2,7 +2,7 @@
 
 The ``alerts`` table holds one row per dedup key (rule + scope + period + threshold), so at
 most one alert per key can be open, whatever the sequence of runs. Each run's
-:class:`~connector.alert_rules.Evaluation` s move the rows through their states:
+:class:`~connector.alerts.rules.Evaluation` s move the rows through their states:
 
 - met, no row (or a resolved one): a **crossing**. It fires (``open``) unless something of
   the same budget ranks higher and is open or fires in the same run; then it is recorded as
@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 
-from connector.alert_rules import Evaluation
+from connector.alerts.rules import Evaluation
 from connector.store import Store, schema
 
 OPEN = "open"

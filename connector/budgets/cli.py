@@ -23,9 +23,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connector import alert_log, budget_format, model
-from connector.alert_log import AlertRecord
-from connector.budget_engine import BudgetEngine
+from connector import model
+from connector.alerts import log as alert_log
+from connector.alerts.log import AlertRecord
+from connector.budgets import formats as budget_format
+from connector.budgets.engine import BudgetEngine
 from connector.config import Config
 from connector.csv_rows import CsvRejected
 from connector.money import format_money, quantize, to_decimal
@@ -57,7 +59,7 @@ def _config(app: Any) -> Config:
 
 
 def _engine(store: Store, config: Config, as_of: datetime) -> BudgetEngine:
-    from connector.alert_run import budget_engine_for
+    from connector.alerts.run import budget_engine_for
 
     return budget_engine_for(store, config, as_of=as_of)
 
@@ -157,7 +159,7 @@ def budget_import(app: Any, file: Path, replace: bool, dry_run: bool) -> None:
       department:Brand,2026,220000,USD
       total,2026,1600000,USD
     """
-    from connector.budget_import import apply_budget_file, parse_budget_file
+    from connector.budgets.csv_import import apply_budget_file, parse_budget_file
 
     config = _config(app)
     try:
@@ -209,8 +211,8 @@ _LISTED_ROWS = 50
 
 
 def _ledger(store: Store, config: Config, now: datetime) -> Any:
-    from connector.expense_ledger import Ledger
-    from connector.expense_rules import ExpensePolicy
+    from connector.expenses.ledger import Ledger
+    from connector.expenses.rules import ExpensePolicy
 
     return Ledger(store, _engine(store, config, now), ExpensePolicy.from_config(config))
 
@@ -269,7 +271,7 @@ def expenses_add(
       crm-roi expenses add --campaign 701Hs00000AbCdE --amount 4800 --currency EUR \\
         --date 2026-11-20 --description "Booth, Web Summit" --vendor Freeman
     """
-    from connector.expense_ledger import ExpenseError, signed_amount
+    from connector.expenses.ledger import ExpenseError, signed_amount
     from connector.money import AmountError, entered_amount, normalize_currency
 
     config = _config(app)
@@ -322,7 +324,7 @@ def expenses_list(app: Any, status: str | None, campaign: str | None, fmt: str) 
     Example:
       crm-roi expenses list --status requested
     """
-    from connector.expense_ledger import ExpenseError
+    from connector.expenses.ledger import ExpenseError
 
     config = _config(app)
     with Store.open(config.connector.database_url, create=False) as store:
@@ -411,7 +413,7 @@ def expenses_show(app: Any, expense_id: str) -> None:
     Example:
       crm-roi expenses show manual:E-1A2B3C4D5E
     """
-    from connector.expense_ledger import ExpenseError
+    from connector.expenses.ledger import ExpenseError
 
     config = _config(app)
     with Store.open(config.connector.database_url, create=False) as store:
@@ -456,7 +458,7 @@ def expenses_approve(
       crm-roi expenses approve E-1A2B3C4D5E --by cmo@example.com --override \\
         --reason "Board approved the Q4 push"
     """
-    from connector.expense_ledger import ExpenseError
+    from connector.expenses.ledger import ExpenseError
 
     config = _config(app)
     now = datetime.now(UTC)
@@ -488,7 +490,7 @@ def expenses_reject(app: Any, expense_id: str, by: str, reason: str) -> None:
     Example:
       crm-roi expenses reject E-1A2B3C4D5E --by cmo@example.com --reason "Duplicate invoice"
     """
-    from connector.expense_ledger import ExpenseError
+    from connector.expenses.ledger import ExpenseError
 
     config = _config(app)
     now = datetime.now(UTC)
@@ -524,7 +526,7 @@ def expenses_import(app: Any, file: Path, source: str, dry_run: bool) -> None:
     Example:
       crm-roi expenses import invoices-2026-11.csv --source netsuite
     """
-    from connector.expense_import import apply_expense_file, parse_expense_file
+    from connector.expenses.csv_import import apply_expense_file, parse_expense_file
 
     config = _config(app)
     now = datetime.now(UTC)
@@ -595,7 +597,7 @@ def show_demo(
     """The demo's budget part: the quarter's budgets (one channel heading over) and the
     open alerts, most severe first, printed instead of delivered (the demo has no outside
     channel). ``command`` is how the reader runs crm-roi (see ``sync.demo_cli``)."""
-    from connector.alert_run import evaluate_alerts
+    from connector.alerts.run import evaluate_alerts
     from connector.config import load_config
 
     config = load_config(config_path, os.environ, resolve_secrets=False)

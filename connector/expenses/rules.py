@@ -13,8 +13,8 @@
 - **budget lock**: an expense that would take any budget covering it over 100 % is refused,
   unless an approver overrides it with a reason.
 
-Only approved expenses count as cost (:mod:`connector.costs`). This module only decides; the
-ledger (:mod:`connector.expense_ledger`) stores the decision with who, when and why.
+Only approved expenses count as cost (:mod:`connector.roi.costs`). This module only decides; the
+ledger (:mod:`connector.expenses.ledger`) stores the decision with who, when and why.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from connector.budget_engine import LockCheck
+from connector.budgets.engine import LockCheck
 from connector.config import Config
 from connector.money import format_money, quantize
 

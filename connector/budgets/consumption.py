@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, Context, Decimal, localcontext
 
-from connector.budget_lines import BudgetLine
-from connector.campaign_tree import CampaignKey
-from connector.cost_index import RUN_RATE_DAYS, CostIndex, exact_context
+from connector.budgets.campaign_tree import CampaignKey
+from connector.budgets.cost_index import RUN_RATE_DAYS, CostIndex, exact_context
+from connector.budgets.lines import BudgetLine
 from connector.money import quantize
 from connector.periods import Period
 

@@ -23,8 +23,8 @@ from datetime import date
 from decimal import Decimal, localcontext
 
 from connector import model
-from connector.campaign_tree import CampaignKey, CampaignTree, scope_kind, scope_name
-from connector.cost_index import exact_context
+from connector.budgets.campaign_tree import CampaignKey, CampaignTree, scope_kind, scope_name
+from connector.budgets.cost_index import exact_context
 from connector.money import FxRates, quantize
 from connector.periods import Period
 

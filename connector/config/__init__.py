@@ -53,7 +53,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from connector import systems
+from connector.config import systems
 from connector.model import BUDGET_CATEGORIES, CHANNELS
 from connector.money import AmountError, entered_amount
 

@@ -31,10 +31,10 @@ from connector.config import (
     init_config_text,
     load_config,
 )
+from connector.config.systems import SYSTEMS
 from connector.money import CurrencyError, MissingRateError
 from connector.periods import Period
 from connector.store import Store, StoreError
-from connector.systems import SYSTEMS
 
 log = logging.getLogger("crm_roi")
 
@@ -405,7 +405,7 @@ def report(
       crm-roi report --model markov --format json > roi.json
       crm-roi report --compare-models
     """
-    from connector import report_format
+    from connector.roi import formats as report_format
 
     config = app.config(resolve_secrets=False)
     chosen_period = _parse_period(period)
@@ -461,7 +461,7 @@ CORE_COMMAND_MODULES: tuple[str, ...] = (
     "sync.cli",
     "sync.demo_cli",
     "sync.alerts.cli",  # before budget_cli: its doctor line comes first, as it always did
-    "connector.budget_cli",
+    "connector.budgets.cli",
 )
 # then each adapter package's own ``cli`` module (setup-fields, its doctor checks), found
 # through the systems table, then the ad platforms' shared commands and the webhooks'

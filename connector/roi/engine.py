@@ -22,11 +22,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from connector import attribution, journey_builder, model
-from connector.alert_messages import number_against
+from connector import attribution, model
+from connector.alerts.messages import number_against
+from connector.attribution import builder as journey_builder
 from connector.config import Config
-from connector.costs import DailyCost, campaign_cost, daily_costs, unmapped_spend
-from connector.mapping import CampaignMapper, ExplicitMapping
 from connector.money import (
     DatedRate,
     FxRates,
@@ -36,6 +35,8 @@ from connector.money import (
     to_minor,
 )
 from connector.periods import Period
+from connector.roi.costs import DailyCost, campaign_cost, daily_costs, unmapped_spend
+from connector.roi.mapping import CampaignMapper, ExplicitMapping
 from connector.store.dataset import Dataset
 
 GROUPINGS = ("campaign", "channel", "department", "category")
