@@ -244,7 +244,7 @@ def test_no_campaign_no_task(db: Store) -> None:
     assert deliver_alerts(db, [CrmTaskChannel(crm)], now=NOW).skipped == {}
     assert alert_log.unannounced_resolutions(db, "crm") == []
     # and doctor says the alert reached nobody
-    from connector.budgets.cli import _stranded_check
+    from connector.alerts.cli import _stranded_check
 
     ok, text = _stranded_check([alert])
     assert ok and text.startswith("warning: 1 open alert(s) reached nobody")

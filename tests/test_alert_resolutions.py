@@ -15,7 +15,7 @@ import responses
 from sqlalchemy import text
 
 from connector.alerts import log as alert_log
-from connector.budgets.cli import doctor_checks
+from connector.alerts.cli import doctor_checks
 from connector.config import parse_config
 from connector.store import Store
 from sync.alerts.channels import CrmTaskChannel, WebhookChannel, delivery_id

@@ -12,9 +12,12 @@ import pytest
 import responses
 
 from connector import model
-from connector.budgets.cli import alerts, budget, doctor_checks, expenses
+from connector.alerts.cli import alerts
+from connector.alerts.cli import doctor_checks as alert_checks
+from connector.budgets.cli import budget, doctor_checks
 from connector.cli import main, run
 from connector.config import load_config
+from connector.expenses.cli import expenses
 from connector.store import Store
 from sync.alerts.cli import alerts_run
 from sync.alerts.cli import doctor_checks as channel_checks
@@ -286,7 +289,7 @@ def test_every_command_explains_itself_with_an_example() -> None:
 
 def test_doctor_checks(config_path: Path) -> None:
     config = load_config(config_path, {}, resolve_secrets=False)
-    checks = [*channel_checks(config), *doctor_checks(config)]
+    checks = [*channel_checks(config), *alert_checks(config), *doctor_checks(config)]
     assert (True, "alert channels: webhook") in checks
     assert all(ok for ok, _ in checks)
 

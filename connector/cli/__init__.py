@@ -460,8 +460,10 @@ def report(
 CORE_COMMAND_MODULES: tuple[str, ...] = (
     "sync.cli",
     "sync.demo_cli",
-    "sync.alerts.cli",  # before budget_cli: its doctor line comes first, as it always did
+    "sync.alerts.cli",  # the alert channels' doctor line first, as it always came
+    "connector.alerts.cli",
     "connector.budgets.cli",
+    "connector.expenses.cli",
 )
 # then each adapter package's own ``cli`` module (setup-fields, its doctor checks), found
 # through the systems table, then the ad platforms' shared commands and the webhooks'

@@ -1,5 +1,5 @@
 """``crm-roi alerts run`` and the alert channels' doctor check: the alert commands that
-deliver, attached to the ``alerts`` group of :mod:`connector.budgets.cli` (the core imports
+deliver, attached to the ``alerts`` group of :mod:`connector.alerts.cli` (the core imports
 nothing of ``sync/``, DESIGN section 2)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from connector.alerts import log as alert_log
+from connector.alerts.cli import alerts
 from connector.budgets import formats as budget_format
-from connector.budgets.cli import _AS_OF, _as_of, _config, alerts
+from connector.cli.options import AS_OF, parse_as_of, read_config
 from connector.config import Config
 from connector.store import Store
 from sync.alerts.delivery import channels_from_config, deliver_alerts
@@ -18,7 +19,7 @@ from sync.pipeline import build_writer
 
 
 @click.command("run")
-@_AS_OF
+@AS_OF
 @click.option("--no-deliver", is_flag=True, help="evaluate and record only")
 @click.pass_obj
 def alerts_run(app: Any, as_of: str | None, no_deliver: bool) -> None:
@@ -35,8 +36,8 @@ def alerts_run(app: Any, as_of: str | None, no_deliver: bool) -> None:
     from connector.roi import RoiEngine, Settings
     from connector.store.dataset import Dataset
 
-    config = _config(app)
-    when = _as_of(as_of)
+    config = read_config(app)
+    when = parse_as_of(as_of)
     with Store.open(config.connector.database_url, create=False) as store:
         roi_engine = None
         if config.alerts.health:
