@@ -98,18 +98,13 @@ def mapping_status(store: Store, config: Config) -> list[AdCampaignStatus]:
 def unmapped_checks(config: Config) -> list[tuple[bool, str]]:
     """Doctor lines for ad spend that maps to no CRM campaign (nothing if the store is not
     ready: the core checks already say so)."""
-    try:
-        store = Store(config.connector.database_url)
-    except Exception:  # the core doctor reports an unusable store
-        return []
-    try:
-        if not store.exists() or store.current_revision() != store.head_revision():
+    with Store.if_ready(config.connector.database_url) as store:
+        if store is None:
             return []
-        rows = [r for r in mapping_status(store, config) if r.spend]
-    except Exception as exc:  # doctor reports, never crashes
-        return [(False, f"ad campaign mapping: cannot read the store: {exc}")]
-    finally:
-        store.close()
+        try:
+            rows = [r for r in mapping_status(store, config) if r.spend]
+        except Exception as exc:  # doctor reports, never crashes
+            return [(False, f"ad campaign mapping: cannot read the store: {exc}")]
     if not rows:
         return []
     unmapped = [r for r in rows if r.mapped is None]

@@ -341,18 +341,13 @@ def doctor_checks(config: Config) -> list[tuple[bool, str]]:
 
 
 def _run_checks(config: Config) -> list[tuple[bool, str]]:
-    try:
-        store = Store(config.connector.database_url)
-    except Exception:  # the core doctor reports an unusable store
-        return []
-    try:
-        if not store.exists() or store.current_revision() != store.head_revision():
+    with Store.if_ready(config.connector.database_url) as store:
+        if store is None:
             return []
-        return _last_run_checks(store)
-    except Exception as exc:  # doctor reports, never crashes
-        return [(False, f"sync runs: cannot read the store: {exc}")]
-    finally:
-        store.close()
+        try:
+            return _last_run_checks(store)
+        except Exception as exc:  # doctor reports, never crashes
+            return [(False, f"sync runs: cannot read the store: {exc}")]
 
 
 def _last_run_checks(store: Store) -> list[tuple[bool, str]]:

@@ -47,7 +47,7 @@ from adapters.salesforce.client import (
     parse_datetime,
     soql_datetime,
 )
-from adapters.salesforce.writeback import BATCH, _errors_text
+from adapters.salesforce.writeback import BATCH, errors_text
 from connector.store.writeback_ledger import LedgerRow, WritebackLedger
 
 log = logging.getLogger(__name__)
@@ -429,7 +429,7 @@ def _first_code(answer: object) -> str | None:
 def _refused(item: _Item, answer: object) -> ClientError:
     """A record Salesforce refused (or left unanswered) as that alert's own error."""
     if isinstance(answer, dict):
-        reason = _errors_text(answer.get("errors") or [])
+        reason = errors_text(answer.get("errors") or [])
     else:
         reason = "no result returned for this record"
     return ClientError(

@@ -67,7 +67,7 @@ def canonical(value: Any) -> str | None:
     return str(value)
 
 
-def _errors_text(errors: Sequence[dict[str, Any]]) -> str:
+def errors_text(errors: Sequence[dict[str, Any]]) -> str:
     parts = []
     for error in errors or [{}]:
         text = f"{error.get('statusCode', 'UNKNOWN')}: {error.get('message', 'no message')}"
@@ -210,7 +210,7 @@ class CampaignWriteBack:
             elif outcome.get("success"):
                 written[record_id] = {k: canonical(v) for k, v in diff.items()}
             else:
-                failed[record_id] = _errors_text(outcome.get("errors") or [])
+                failed[record_id] = errors_text(outcome.get("errors") or [])
         self.ledger.record_written(SOBJECT, written)
         self.ledger.record_failed(SOBJECT, failed)
         result.written.extend(written)

@@ -78,45 +78,44 @@ def _stranded_check(stranded: list[AlertRecord]) -> tuple[bool, str]:
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:
     """Deliveries not failing and alerts reaching someone (the channels themselves are
     checked by :mod:`sync.alerts.cli`)."""
-    checks: list[tuple[bool, str]] = []
-    try:
-        store = Store(config.connector.database_url)
-        if not store.exists():  # the core check says so; connecting would create the file
-            return checks
+    with Store.if_ready(config.connector.database_url) as store:
+        if store is None:
+            return []
         try:
-            # what is still owed: open alerts to their channels, resolutions to theirs
-            owed: dict[str, list[dict[str, Any]]] = {}
-            for a in alert_log.list_alerts(store):
-                for key, error in a.delivery_errors.items():
-                    channel = key.partition(":")[0]
-                    resolution = key == alert_log.resolution_channel(channel)
-                    if (a.state == alert_log.RESOLVED) == resolution:
-                        owed.setdefault(key, []).append(error)
-            for key, errors in sorted(owed.items()):
-                channel = key.partition(":")[0]
-                resolution = key != channel
-                what = (
-                    "resolutions not announced on" if resolution else "open alerts not delivered to"
-                )
-                checks.append(
-                    (
-                        False,
-                        f"{len(errors)} {what} {channel} "
-                        f"({errors[0]['attempts']} attempts): {errors[0]['error']}",
-                    )
-                )
-            stranded = [
-                a
-                for a in alert_log.list_alerts(store)
-                if a.state == alert_log.OPEN and not alert_log.reached(a) and not a.delivery_errors
-            ]
-            if stranded:
-                checks.append(_stranded_check(stranded))
-        finally:
-            store.close()
-    except Exception as exc:  # the store check of doctor reports store problems
-        checks.append((False, f"alerts: cannot read the store ({type(exc).__name__})"))
-        return checks
+            found = alert_log.list_alerts(store)
+        except Exception as exc:  # the store check of doctor reports store problems
+            return [(False, f"alerts: cannot read the store ({type(exc).__name__})")]
+    checks = _owed_checks(found)
+    stranded = [
+        a
+        for a in found
+        if a.state == alert_log.OPEN and not alert_log.reached(a) and not a.delivery_errors
+    ]
+    if stranded:
+        checks.append(_stranded_check(stranded))
+    return checks
+
+
+def _owed_checks(found: list[AlertRecord]) -> list[tuple[bool, str]]:
+    """What is still owed: open alerts to their channels, resolutions to theirs."""
+    owed: dict[str, list[dict[str, Any]]] = {}
+    for a in found:
+        for key, error in a.delivery_errors.items():
+            channel = key.partition(":")[0]
+            resolution = key == alert_log.resolution_channel(channel)
+            if (a.state == alert_log.RESOLVED) == resolution:
+                owed.setdefault(key, []).append(error)
+    checks: list[tuple[bool, str]] = []
+    for key, errors in sorted(owed.items()):
+        channel = key.partition(":")[0]
+        what = "resolutions not announced on" if key != channel else "open alerts not delivered to"
+        checks.append(
+            (
+                False,
+                f"{len(errors)} {what} {channel} "
+                f"({errors[0]['attempts']} attempts): {errors[0]['error']}",
+            )
+        )
     return checks
 
 

@@ -206,16 +206,13 @@ def _by_rank(counts: Counter[str]) -> list[tuple[str, int]]:
 
 def doctor_checks(config: Config) -> list[tuple[bool, str]]:
     """Budgets pointing at real scopes: campaigns and departments the store knows."""
-    try:
-        store = Store(config.connector.database_url)
-        if not store.exists():  # the core check says so; connecting would create the file
+    with Store.if_ready(config.connector.database_url) as store:
+        if store is None:
             return []
         try:
             campaigns = list(store.iter_records(model.Campaign))
-        finally:
-            store.close()
-    except Exception:  # the alerts' and the core's checks report an unreadable store
-        return []
+        except Exception:  # the alerts' and the core's checks report an unreadable store
+            return []
     checks: list[tuple[bool, str]] = []
     if campaigns:
         ids = {c.external_id for c in campaigns}

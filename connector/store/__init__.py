@@ -164,6 +164,25 @@ class Store:
             store.upgrade()
         return store
 
+    @classmethod
+    @contextmanager
+    def if_ready(cls, url: str) -> Iterator[Store | None]:
+        """For ``doctor``'s checks: the store at ``url`` when it exists and is at the newest
+        schema, else None (the core check says why). Never creates a store."""
+        try:
+            store = cls(url)
+        except Exception:  # an unusable URL: the core check reports it
+            yield None
+            return
+        try:
+            try:
+                ready = store.exists() and store.current_revision() == store.head_revision()
+            except Exception:  # unreadable: the core check reports it
+                ready = False
+            yield store if ready else None
+        finally:
+            store.close()
+
     def exists(self) -> bool:
         """Whether there is a store to open (a PostgreSQL database always counts: the server
         says otherwise when connected)."""
